@@ -43,7 +43,10 @@
  *   encodes it with `c.encode(wire.data, msg)`. When the real code would answer with `noData`
  *   instead (block not present, wrong fork, invalid request…), the entry is an OBJECT
  *   `{ "error": "<message>", "noData": <reason> }` with reason 1 = NOT_AVAILABLE,
- *   2 = INVALID_REQUEST (then "error" is the message of the error hypercore raised), never a string.
+ *   2 = INVALID_REQUEST (then "error" is the message of the error hypercore raised), or
+ *   `noData: null` when hypercore's handler throws instead (e.g. a `hash` request for a tree node
+ *   it does not have: TreeProof.settle rejects, nothing is sent and protomux destroys the stream).
+ *   So a proof entry is either a hex STRING (a `data` reply) or such an OBJECT, never JSON null.
  *   (Wrong fork / missing block with `manifest: true` gets a manifest-only `data`, as in hypercore.)
  *
  * `node hypercore-oracle.js verify`
@@ -160,9 +163,12 @@ async function answer(session, msg) {
   try {
     await Peer.prototype._handleRequest.call(peer, msg)
   } catch (err) {
-    if (err !== invalid) throw err
     // the real peer sends noData(INVALID_REQUEST) after a backoff
-    return { error: err.message, noData: 2 }
+    if (err === invalid) return { error: err.message, noData: 2 }
+    // a hypercore error escaping the handler (e.g. a hash request for a node it lacks, thrown by
+    // TreeProof.settle): the real peer sends nothing and protomux destroys the stream
+    if (err && typeof err.code === 'string') return { error: err.message, noData: null }
+    throw err
   }
 
   if (sent === null) throw new Error('the responder sent nothing for request ' + JSON.stringify(msg))
