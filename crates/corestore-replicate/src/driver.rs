@@ -1,0 +1,148 @@
+//! The tokio glue: runs a [`Connection`] over any `AsyncRead + AsyncWrite` (TCP, an in-memory
+//! duplex, a pipe). It only moves bytes and time; all protocol logic is in the sans-IO core.
+//!
+//! Pull-based: [`Driver::next_event`] writes pending output, reads input and fires timers until
+//! the connection has an event, which it returns. Issue commands between calls through
+//! [`Driver::connection`]; their output goes out on the next call (or [`Driver::flush`]).
+
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::time::Instant;
+
+use crate::connection::{Connection, ConnectionError, Event};
+
+/// Read buffer size.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a driven connection stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The protocol failed.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// The socket failed.
+    #[error("transport: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A [`Connection`] bound to a socket.
+#[derive(Debug)]
+pub struct Driver<T> {
+    reader: ReadHalf<T>,
+    writer: WriteHalf<T>,
+    conn: Connection,
+    read_buf: BytesMut,
+    write_buf: Option<Bytes>,
+    read_closed: bool,
+    write_closed: bool,
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl<T: AsyncRead + AsyncWrite> Driver<T> {
+    /// Binds `conn` to `io`.
+    pub fn new(io: T, conn: Connection) -> Self {
+        let (reader, writer) = tokio::io::split(io);
+        Self {
+            reader,
+            writer,
+            conn,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            write_buf: None,
+            read_closed: false,
+            write_closed: false,
+        }
+    }
+
+    /// The connection, to open channels and send messages.
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    fn next_write(&mut self) -> Result<Option<Bytes>, ConnectionError> {
+        if let Some(buf) = self.write_buf.take().filter(|b| !b.is_empty()) {
+            return Ok(Some(buf));
+        }
+        self.conn.poll_transmit(now())
+    }
+
+    /// Writes all pending output, then shuts the write side if the stream was ended.
+    pub async fn flush(&mut self) -> Result<(), DriverError> {
+        while let Some(buf) = self.next_write()? {
+            self.writer.write_all(&buf).await?;
+        }
+        self.writer.flush().await?;
+        self.shutdown_if_ended().await
+    }
+
+    async fn shutdown_if_ended(&mut self) -> Result<(), DriverError> {
+        if self.conn.stream().is_write_ended() && !self.write_closed && self.write_buf.is_none() {
+            self.write_closed = true;
+            self.writer.shutdown().await?;
+        }
+        Ok(())
+    }
+
+    /// Drives the connection until it has an event; `None` once the stream is over.
+    pub async fn next_event(&mut self) -> Result<Option<Event>, DriverError> {
+        loop {
+            if let Some(event) = self.conn.poll_event() {
+                return Ok(Some(event));
+            }
+            if self.write_buf.is_none() {
+                self.write_buf = self.next_write()?;
+            }
+            if self.write_buf.is_none() {
+                self.writer.flush().await?;
+                self.shutdown_if_ended().await?;
+            }
+            if self.read_closed && self.write_buf.is_none() {
+                return Ok(None);
+            }
+            let deadline = self.conn.poll_timeout().map(Instant::from_std);
+            let reading = !self.read_closed && !self.conn.mux().is_backlogged();
+            tokio::select! {
+                written = async {
+                    match &self.write_buf {
+                        Some(buf) => self.writer.write(buf).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let n = written?;
+                    if n == 0 {
+                        return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+                    }
+                    if let Some(buf) = &mut self.write_buf {
+                        let _ = buf.split_to(n.min(buf.len()));
+                    }
+                    if self.write_buf.as_ref().is_some_and(Bytes::is_empty) {
+                        self.write_buf = None;
+                    }
+                }
+                read = self.reader.read_buf(&mut self.read_buf), if reading => {
+                    if read? == 0 {
+                        self.read_closed = true;
+                        self.conn.handle_eof(now())?;
+                    } else {
+                        self.conn.handle_input(&self.read_buf, now())?;
+                        self.read_buf.clear();
+                        self.read_buf.reserve(READ_CHUNK);
+                    }
+                }
+                () = async {
+                    match deadline {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.conn.handle_timeout(now())?;
+                }
+            }
+        }
+    }
+}
