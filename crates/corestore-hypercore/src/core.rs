@@ -1,0 +1,666 @@
+//! [`Hypercore`]: the signed append-only log on a [`CoreStorage`].
+//!
+//! Every mutation (append, truncate, applying a verified proof) is one atomic storage batch,
+//! written before the in-memory state changes, so a failed write changes nothing and a crash
+//! leaves the last written, verifiable head.
+//!
+//! Persisted bitfield = the stored pages plus the blocks `[0, hints.contiguous_length)`; so a
+//! writer appending contiguously never rewrites 4 KiB pages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use corestore_keys::{CoreKey, DiscoveryKey, KeyPair, Manifest};
+use corestore_storage::{
+    CoreAuth, CoreBatch, CoreStorage, Hints, Storage, StorageError, StoredKeyPair, StoredNode,
+    TreeHead,
+};
+
+use crate::bitfield::Bitfield;
+use crate::flat::Iter;
+use crate::hash::{self, Node};
+use crate::message::{Data, Request};
+use crate::proof::{ProofError, ProofPlan};
+use crate::signature::{SignError, Verifier};
+use crate::tree::Tree;
+use crate::verify::{self, TrustedTree, VerifiedProof, VerifyError};
+
+/// Tree nodes kept in memory before the cache is reset.
+const NODE_CACHE_LIMIT: usize = 1 << 16;
+
+/// Why a core could not be created or opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The manifest does not hash to the key (and is not a compat manifest for it).
+    #[error("the manifest does not match the core key")]
+    ManifestMismatch,
+    /// The key pair is not a signer of the manifest.
+    #[error("the key pair is not a signer of the manifest")]
+    NotASigner,
+    /// A root of the stored head is missing.
+    #[error("stored tree root {index} is missing")]
+    MissingRoot {
+        /// Its tree index.
+        index: u64,
+    },
+    /// The stored head does not verify (tree hash or signature).
+    #[error("the stored head (length {length}) does not verify")]
+    CorruptHead {
+        /// Its length.
+        length: u64,
+    },
+}
+
+/// Why an append failed (nothing was appended).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The core has no secret key or no manifest.
+    #[error("the core is not writable")]
+    NotWritable,
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a truncate failed (nothing changed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TruncateError {
+    /// The core has no secret key or no manifest.
+    #[error("the core is not writable")]
+    NotWritable,
+    /// Truncating cannot grow the core.
+    #[error("cannot truncate a core of length {length} to {requested}")]
+    BeyondLength {
+        /// Current length.
+        length: u64,
+        /// Requested length.
+        requested: u64,
+    },
+    /// A root of the shorter tree is not stored.
+    #[error("tree node {index} is missing")]
+    MissingNode {
+        /// Tree index.
+        index: u64,
+    },
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a proof could not be created for a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateProofError {
+    /// The request is for another fork.
+    #[error("request is for fork {remote}, the core is at fork {local}")]
+    ForkMismatch {
+        /// Our fork.
+        local: u64,
+        /// The request's fork.
+        remote: u64,
+    },
+    /// The requested block is not stored here.
+    #[error("block {index} is not available")]
+    BlockNotAvailable {
+        /// Block number.
+        index: u64,
+    },
+    /// The request cannot be proved.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why received data was not verified or applied (nothing changed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    /// The proof does not verify.
+    #[error(transparent)]
+    Invalid(#[from] VerifyError),
+    /// The core changed since the proof was verified (verify it again).
+    #[error("the core changed since the proof was verified")]
+    Stale,
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What applying a proof changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The block stored, if any.
+    pub block: Option<u64>,
+    /// True when the length grew.
+    pub upgraded: bool,
+    /// The length after applying.
+    pub length: u64,
+}
+
+/// A signed append-only log.
+#[derive(Debug)]
+pub struct Hypercore {
+    storage: CoreStorage,
+    key: CoreKey,
+    discovery_key: DiscoveryKey,
+    manifest: Option<Manifest>,
+    verifier: Option<Verifier>,
+    key_pair: Option<KeyPair>,
+    tree: Tree,
+    tree_hash: [u8; 32],
+    bitfield: Bitfield,
+    contiguous_length: u64,
+    cache: HashMap<u64, Node>,
+}
+
+fn stored(n: &Node) -> StoredNode {
+    StoredNode { size: n.size, hash: n.hash }
+}
+
+impl Hypercore {
+    /// Creates (or reopens) the writable core of `key_pair` with `manifest` (default: the
+    /// single-signer version 1 manifest corestore 7 uses).
+    pub async fn create(
+        storage: &Arc<Storage>,
+        key_pair: KeyPair,
+        manifest: Option<Manifest>,
+    ) -> Result<Self, OpenError> {
+        let manifest = manifest.unwrap_or_else(|| Manifest::single_signer(key_pair.public_key()));
+        if !manifest.signers.iter().any(|s| s.public_key == key_pair.public_key()) {
+            return Err(OpenError::NotASigner);
+        }
+        let key = manifest.hash();
+        Self::open_or_create(storage, key, Some(manifest), Some(key_pair)).await
+    }
+
+    /// Opens (or creates empty) the read-only replica of `key`; `manifest` when known.
+    pub async fn open(
+        storage: &Arc<Storage>,
+        key: CoreKey,
+        manifest: Option<Manifest>,
+    ) -> Result<Self, OpenError> {
+        if let Some(m) = &manifest {
+            if m.hash() != key && !m.is_compat(&key) {
+                return Err(OpenError::ManifestMismatch);
+            }
+        }
+        Self::open_or_create(storage, key, manifest, None).await
+    }
+
+    /// Opens a stored core by discovery key; `None` when it is not stored.
+    pub async fn open_existing(
+        storage: &Arc<Storage>,
+        discovery_key: &DiscoveryKey,
+    ) -> Result<Option<Self>, OpenError> {
+        match storage.open_core(discovery_key).await? {
+            Some(core) => Ok(Some(Self::load(core, None, None).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn open_or_create(
+        storage: &Arc<Storage>,
+        key: CoreKey,
+        manifest: Option<Manifest>,
+        key_pair: Option<KeyPair>,
+    ) -> Result<Self, OpenError> {
+        let discovery_key = key.discovery_key();
+        if let Some(core) = storage.open_core(&discovery_key).await? {
+            return Self::load(core, manifest, key_pair).await;
+        }
+        let auth = CoreAuth {
+            key,
+            discovery_key,
+            manifest: manifest.clone(),
+            key_pair: key_pair.as_ref().map(|kp| StoredKeyPair {
+                public_key: kp.public_key(),
+                secret_key: Some(kp.secret_key()),
+            }),
+        };
+        let core = storage.create_core(&auth, None).await?;
+        let verifier = manifest.as_ref().map(|m| Verifier::new(key, m));
+        Ok(Self {
+            storage: core,
+            key,
+            discovery_key,
+            manifest,
+            verifier,
+            key_pair,
+            tree: Tree::default(),
+            tree_hash: hash::tree_hash(&[]),
+            bitfield: Bitfield::new(),
+            contiguous_length: 0,
+            cache: HashMap::new(),
+        })
+    }
+
+    async fn load(
+        core: CoreStorage,
+        manifest: Option<Manifest>,
+        key_pair: Option<KeyPair>,
+    ) -> Result<Self, OpenError> {
+        let mut auth = core.auth().await?;
+        let mut auth_changed = false;
+        if auth.manifest.is_none() && manifest.is_some() {
+            auth.manifest = manifest;
+            auth_changed = true;
+        }
+        let secret = auth.key_pair.as_ref().and_then(|kp| kp.secret_key.clone());
+        let key_pair = match (key_pair, secret) {
+            (Some(kp), None) => {
+                auth.key_pair = Some(StoredKeyPair {
+                    public_key: kp.public_key(),
+                    secret_key: Some(kp.secret_key()),
+                });
+                auth_changed = true;
+                Some(kp)
+            }
+            (Some(kp), Some(_)) => Some(kp),
+            (None, Some(sk)) => KeyPair::from_secret_key(&sk[..]).ok(),
+            (None, None) => None,
+        };
+        if auth_changed {
+            let mut batch = core.batch();
+            batch.put_auth(&auth);
+            core.write(batch).await?;
+        }
+        let head = core.head().await?.unwrap_or_default();
+        let mut roots = Vec::new();
+        for index in Tree::root_indexes(head.length) {
+            let n = core.tree_node(index).await?.ok_or(OpenError::MissingRoot { index })?;
+            roots.push(Node { index, size: n.size, hash: n.hash });
+        }
+        let tree = Tree {
+            fork: head.fork,
+            length: head.length,
+            byte_length: hash::total_size(&roots),
+            roots,
+            signature: head.signature,
+        };
+        let tree_hash = tree.hash();
+        let verifier = auth.manifest.as_ref().map(|m| Verifier::new(auth.key, m));
+        if tree.length > 0 {
+            let ok = tree_hash == head.tree_hash
+                && verifier.as_ref().is_some_and(|v| v.verify(&tree.signed(), &tree.signature));
+            if !ok {
+                return Err(OpenError::CorruptHead { length: tree.length });
+            }
+        }
+        let mut bitfield = Bitfield::from_pages(core.bitfield_pages().await?);
+        let hint = core.hints().await?.contiguous_length.min(tree.length);
+        bitfield.set_range(0, hint, true);
+        let contiguous_length = bitfield.first_unset(hint).min(tree.length);
+        Ok(Self {
+            storage: core,
+            key: auth.key,
+            discovery_key: auth.discovery_key,
+            manifest: auth.manifest,
+            verifier,
+            key_pair,
+            tree,
+            tree_hash,
+            bitfield,
+            contiguous_length,
+            cache: HashMap::new(),
+        })
+    }
+
+    /// The core key.
+    pub fn key(&self) -> &CoreKey {
+        &self.key
+    }
+
+    /// The discovery key.
+    pub fn discovery_key(&self) -> &DiscoveryKey {
+        &self.discovery_key
+    }
+
+    /// The manifest, once known.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
+    }
+
+    /// True when this core can append (it holds a signer's secret key).
+    pub fn is_writable(&self) -> bool {
+        self.key_pair.is_some() && self.verifier.is_some()
+    }
+
+    /// Number of blocks in the (signed) log.
+    pub fn length(&self) -> u64 {
+        self.tree.length
+    }
+
+    /// Total bytes of all blocks.
+    pub fn byte_length(&self) -> u64 {
+        self.tree.byte_length
+    }
+
+    /// Number of blocks present locally from block 0 without a gap.
+    pub fn contiguous_length(&self) -> u64 {
+        self.contiguous_length
+    }
+
+    /// The fork id (bumped by every truncate).
+    pub fn fork(&self) -> u64 {
+        self.tree.fork
+    }
+
+    /// The tree hash of the current roots.
+    pub fn tree_hash(&self) -> [u8; 32] {
+        self.tree_hash
+    }
+
+    /// The signature over the current head (wire form).
+    pub fn signature(&self) -> &[u8] {
+        &self.tree.signature
+    }
+
+    /// The current full roots.
+    pub fn roots(&self) -> &[Node] {
+        &self.tree.roots
+    }
+
+    /// True when block `index` is stored locally.
+    pub fn has(&self, index: u64) -> bool {
+        index < self.tree.length && self.bitfield.get(index)
+    }
+
+    /// Block `index`, or `None` when it is not stored locally.
+    pub async fn get(&self, index: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        if !self.has(index) {
+            return Ok(None);
+        }
+        self.storage.block(index).await
+    }
+
+    /// A tree node from the cache, the roots or storage.
+    pub async fn tree_node(&self, index: u64) -> Result<Option<Node>, StorageError> {
+        if let Some(n) = self.cache.get(&index) {
+            return Ok(Some(*n));
+        }
+        if let Some(r) = self.tree.roots.iter().find(|r| r.index == index) {
+            return Ok(Some(*r));
+        }
+        Ok(self.storage.tree_node(index).await?.map(|n| Node { index, size: n.size, hash: n.hash }))
+    }
+
+    fn remember(&mut self, nodes: &[Node]) {
+        if self.cache.len() + nodes.len() > NODE_CACHE_LIMIT {
+            self.cache.clear();
+        }
+        self.cache.extend(nodes.iter().map(|n| (n.index, *n)));
+    }
+
+    fn writer(&self) -> Option<(&KeyPair, &Verifier)> {
+        Some((self.key_pair.as_ref()?, self.verifier.as_ref()?))
+    }
+
+    fn put_head(batch: &mut CoreBatch, tree: &Tree, tree_hash: [u8; 32]) {
+        batch.put_head(&TreeHead {
+            fork: tree.fork,
+            length: tree.length,
+            tree_hash,
+            signature: tree.signature.clone(),
+        });
+    }
+
+    /// Appends `blocks` as one signed batch (one signature, one atomic write); returns the new
+    /// length.
+    pub async fn append<B: AsRef<[u8]>>(&mut self, blocks: &[B]) -> Result<u64, AppendError> {
+        let (key_pair, verifier) = self.writer().ok_or(AppendError::NotWritable)?;
+        if blocks.is_empty() {
+            return Ok(self.tree.length);
+        }
+        let start = self.tree.length;
+        let mut tree = self.tree.clone();
+        let mut nodes = Vec::with_capacity(blocks.len() * 2);
+        for b in blocks {
+            tree.append(b.as_ref(), &mut nodes);
+        }
+        let tree_hash = tree.hash();
+        let signed = crate::signature::SignedTree { tree_hash, length: tree.length, fork: tree.fork };
+        tree.signature = verifier.sign(key_pair, &signed)?;
+
+        let mut batch = self.storage.batch();
+        for (i, b) in blocks.iter().enumerate() {
+            batch.put_block(start + i as u64, b.as_ref());
+        }
+        for n in &nodes {
+            batch.put_tree_node(n.index, &stored(n));
+        }
+        Self::put_head(&mut batch, &tree, tree_hash);
+        let contiguous = if self.contiguous_length == start {
+            tree.length
+        } else {
+            self.contiguous_length
+        };
+        let staged = self.bitfield.stage(start, tree.length, true);
+        if contiguous < tree.length {
+            for (page, bytes) in staged.encoded() {
+                batch.put_bitfield_page(page, &bytes);
+            }
+        }
+        if contiguous != self.contiguous_length {
+            batch.put_hints(Hints { contiguous_length: contiguous });
+        }
+        self.storage.write(batch).await?;
+
+        self.bitfield.commit(staged);
+        self.contiguous_length = contiguous;
+        self.tree = tree;
+        self.tree_hash = tree_hash;
+        self.remember(&nodes);
+        Ok(self.tree.length)
+    }
+
+    /// Truncates to `length` blocks and bumps the fork (signed, one atomic write).
+    pub async fn truncate(&mut self, length: u64) -> Result<(), TruncateError> {
+        if self.writer().is_none() {
+            return Err(TruncateError::NotWritable);
+        }
+        let old = self.tree.length;
+        if length > old {
+            return Err(TruncateError::BeyondLength { length: old, requested: length });
+        }
+        let mut roots = Vec::new();
+        for index in Tree::root_indexes(length) {
+            roots.push(self.tree_node(index).await?.ok_or(TruncateError::MissingNode { index })?);
+        }
+        let mut tree = Tree {
+            fork: self.tree.fork + 1,
+            length,
+            byte_length: hash::total_size(&roots),
+            roots,
+            signature: Vec::new(),
+        };
+        let tree_hash = tree.hash();
+        let (key_pair, verifier) = self.writer().ok_or(TruncateError::NotWritable)?;
+        tree.signature = verifier.sign(key_pair, &tree.signed())?;
+
+        let mut batch = self.storage.batch();
+        batch.delete_blocks(length, old).delete_tree_nodes(2 * length, 2 * old);
+        if length > 0 {
+            // Parents left of the new head whose subtree reaches past it are stale.
+            let head = 2 * length;
+            let mut ite = Iter::new(head - 2);
+            while ite.factor / 2 <= 2 * old && ite.factor < (1 << 62) {
+                if ite.contains(head) && ite.index < head {
+                    batch.delete_tree_nodes(ite.index, ite.index + 1);
+                }
+                ite.parent();
+            }
+        }
+        Self::put_head(&mut batch, &tree, tree_hash);
+        let staged = self.bitfield.stage(length, old, false);
+        for (page, bytes) in staged.encoded() {
+            batch.put_bitfield_page(page, &bytes);
+        }
+        let contiguous = self.contiguous_length.min(length);
+        batch.put_hints(Hints { contiguous_length: contiguous });
+        self.storage.write(batch).await?;
+
+        self.bitfield.commit(staged);
+        self.contiguous_length = contiguous;
+        self.tree = tree;
+        self.tree_hash = tree_hash;
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// Answers a `request` with a proof (`data` message), exactly as hypercore 11 would.
+    pub async fn create_proof(&self, request: &Request) -> Result<Data, CreateProofError> {
+        if request.fork != self.tree.fork {
+            return Err(CreateProofError::ForkMismatch {
+                local: self.tree.fork,
+                remote: request.fork,
+            });
+        }
+        if let Some(b) = request.block {
+            if !self.has(b.index) {
+                return Err(CreateProofError::BlockNotAvailable { index: b.index });
+            }
+        }
+        let prologue = self.verifier.as_ref().and_then(Verifier::prologue);
+        let plan = ProofPlan::new(request, self.tree.fork, self.tree.length, prologue)?;
+        let mut nodes = HashMap::new();
+        for index in plan.indexes() {
+            if let Some(n) = self.tree_node(index).await? {
+                nodes.insert(index, n);
+            }
+        }
+        let value = match plan.block() {
+            Some(index) => Some(
+                self.storage
+                    .block(index)
+                    .await?
+                    .ok_or(CreateProofError::BlockNotAvailable { index })?,
+            ),
+            None => None,
+        };
+        let compat = self.verifier.as_ref().is_some_and(Verifier::is_compat);
+        let manifest = if request.manifest && !compat { self.manifest.clone() } else { None };
+        Ok(plan.assemble(
+            request.id,
+            |i| nodes.get(&i).copied(),
+            value,
+            &self.tree.signature,
+            manifest,
+        )?)
+    }
+
+    /// Verifies received `data` against this core (no storage writes).
+    pub async fn verify(&self, data: Data) -> Result<VerifiedProof, ReceiveError> {
+        let trusted = TrustedTree {
+            key: &self.key,
+            manifest: self.manifest.as_ref(),
+            fork: self.tree.fork,
+            length: self.tree.length,
+            roots: &self.tree.roots,
+        };
+        let pending = verify::verify(data, &trusted)?;
+        let mut found = HashMap::new();
+        for index in pending.needed() {
+            if let Some(n) = self.tree_node(index).await? {
+                found.insert(index, n);
+            }
+        }
+        Ok(pending.complete(|i| found.get(&i).copied())?)
+    }
+
+    /// Stores a proof verified by [`Hypercore::verify`] on this core: the block, the nodes and
+    /// the new signed head, in one atomic write.
+    pub async fn apply(&mut self, proof: VerifiedProof) -> Result<Applied, ReceiveError> {
+        if proof.fork != self.tree.fork
+            || (proof.upgrade.is_some() && proof.base_length != self.tree.length)
+        {
+            return Err(ReceiveError::Stale);
+        }
+        let mut batch = self.storage.batch();
+        let mut tree = self.tree.clone();
+        let mut tree_hash = self.tree_hash;
+        if let Some(up) = &proof.upgrade {
+            tree = Tree {
+                fork: up.fork,
+                length: up.length,
+                byte_length: up.byte_length,
+                roots: up.roots.clone(),
+                signature: up.signature.clone(),
+            };
+            tree_hash = up.tree_hash;
+            Self::put_head(&mut batch, &tree, tree_hash);
+        }
+        for n in &proof.nodes {
+            batch.put_tree_node(n.index, &stored(n));
+        }
+        let mut manifest = None;
+        if let Some(m) = &proof.manifest {
+            if self.manifest.is_none() {
+                let mut auth = self.storage.auth().await?;
+                auth.manifest = Some(m.clone());
+                batch.put_auth(&auth);
+                manifest = Some(m.clone());
+            }
+        }
+        let mut staged = None;
+        let mut contiguous = self.contiguous_length;
+        let block = proof.block.as_ref().map(|(i, _)| *i);
+        if let Some((index, value)) = &proof.block {
+            if !self.bitfield.get(*index) {
+                batch.put_block(*index, value);
+                let s = self.bitfield.stage(*index, index + 1, true);
+                if *index == contiguous {
+                    contiguous = self.bitfield.first_unset(index + 1).min(tree.length);
+                }
+                if *index >= contiguous {
+                    for (page, bytes) in s.encoded() {
+                        batch.put_bitfield_page(page, &bytes);
+                    }
+                }
+                staged = Some(s);
+            }
+        }
+        if contiguous != self.contiguous_length {
+            batch.put_hints(Hints { contiguous_length: contiguous });
+        }
+        self.storage.write(batch).await?;
+
+        if let Some(s) = staged {
+            self.bitfield.commit(s);
+        }
+        self.contiguous_length = contiguous;
+        if let Some(m) = manifest {
+            self.verifier = Some(Verifier::new(self.key, &m));
+            self.manifest = Some(m);
+        }
+        let upgraded = proof.upgrade.is_some();
+        self.tree = tree;
+        self.tree_hash = tree_hash;
+        self.remember(&proof.nodes);
+        Ok(Applied { block, upgraded, length: self.tree.length })
+    }
+
+    /// Verifies `data` and, when valid, applies it.
+    pub async fn receive(&mut self, data: Data) -> Result<Applied, ReceiveError> {
+        let proof = self.verify(data).await?;
+        self.apply(proof).await
+    }
+
+    /// Flushes storage durably.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        self.storage.flush().await
+    }
+}

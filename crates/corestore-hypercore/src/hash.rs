@@ -1,0 +1,193 @@
+//! Merkle tree hashing (spec `wire.md` §1.4–1.5): leaf, parent and tree hashes, and the
+//! messages a writer signs.
+
+use corestore_keys::compact::{DecodeError, Decoder, Encoder};
+use corestore_keys::constants;
+use corestore_keys::hash::blake2b_256;
+
+use crate::flat;
+
+const LEAF_TYPE: [u8; 1] = [0];
+const PARENT_TYPE: [u8; 1] = [1];
+const ROOT_TYPE: [u8; 1] = [2];
+
+/// Smallest encoded node: `uint index, uint size, fixed32 hash`.
+pub(crate) const MIN_NODE_LEN: usize = 34;
+
+/// A Merkle tree node: its flat-tree index, the bytes it covers and its hash.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Node {
+    /// Flat-tree index (block `i` is `2i`).
+    pub index: u64,
+    /// Total byte length of the blocks under the node.
+    pub size: u64,
+    /// The node hash.
+    pub hash: [u8; 32],
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({}, {}, {})", self.index, self.size, corestore_keys::to_hex(&self.hash))
+    }
+}
+
+impl Node {
+    /// The leaf of block `block` holding `data`.
+    pub fn leaf(block: u64, data: &[u8]) -> Self {
+        Self { index: 2 * block, size: data.len() as u64, hash: leaf_hash(data) }
+    }
+
+    /// The parent of two sibling nodes (in either order).
+    pub fn parent(a: &Self, b: &Self) -> Self {
+        let (left, right) = if a.index <= b.index { (a, b) } else { (b, a) };
+        Self {
+            index: flat::parent(left.index),
+            size: left.size.saturating_add(right.size),
+            hash: parent_hash(left, right),
+        }
+    }
+
+    /// Appends the wire form `uint index, uint size, fixed32 hash`.
+    pub fn encode_into(&self, e: &mut Encoder) {
+        e.uint(self.index).uint(self.size).raw(&self.hash);
+    }
+
+    /// Reads the wire form.
+    pub fn decode_from(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok(Self { index: d.uint()?, size: d.uint()?, hash: d.fixed()? })
+    }
+}
+
+/// Encodes `uint count` then the nodes.
+pub(crate) fn encode_nodes(e: &mut Encoder, nodes: &[Node]) {
+    e.uint(nodes.len() as u64);
+    for n in nodes {
+        n.encode_into(e);
+    }
+}
+
+/// Decodes `uint count` then the nodes, bounded by the input length.
+pub(crate) fn decode_nodes(d: &mut Decoder<'_>) -> Result<Vec<Node>, DecodeError> {
+    let n = d.array_len(MIN_NODE_LEN)?;
+    (0..n).map(|_| Node::decode_from(d)).collect()
+}
+
+/// `BLAKE2b-256(0x00 || u64le(len) || data)`.
+pub fn leaf_hash(data: &[u8]) -> [u8; 32] {
+    blake2b_256(&[&LEAF_TYPE, &(data.len() as u64).to_le_bytes(), data])
+}
+
+/// `BLAKE2b-256(0x01 || u64le(left.size + right.size) || left.hash || right.hash)`.
+pub fn parent_hash(left: &Node, right: &Node) -> [u8; 32] {
+    let size = left.size.saturating_add(right.size);
+    blake2b_256(&[&PARENT_TYPE, &size.to_le_bytes(), &left.hash, &right.hash])
+}
+
+/// The tree hash of a list of full roots (ascending):
+/// `BLAKE2b-256(0x02 || for each root: hash || u64le(index) || u64le(size))`.
+pub fn tree_hash(roots: &[Node]) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(1 + roots.len() * 48);
+    buf.extend_from_slice(&ROOT_TYPE);
+    for r in roots {
+        buf.extend_from_slice(&r.hash);
+        buf.extend_from_slice(&r.index.to_le_bytes());
+        buf.extend_from_slice(&r.size.to_le_bytes());
+    }
+    blake2b_256(&[&buf])
+}
+
+/// Total byte length under a list of roots.
+pub fn total_size(roots: &[Node]) -> u64 {
+    roots.iter().fold(0u64, |acc, r| acc.saturating_add(r.size))
+}
+
+/// The 112-byte signable `TREE || ctx || treeHash || u64le(length) || u64le(fork)`, where `ctx`
+/// is the manifest hash (version ≥ 1) or the signer namespace (version 0).
+pub fn signable(ctx: &[u8; 32], tree_hash: &[u8; 32], length: u64, fork: u64) -> [u8; 112] {
+    let mut out = [0u8; 112];
+    out[..32].copy_from_slice(constants::tree());
+    out[32..64].copy_from_slice(ctx);
+    out[64..96].copy_from_slice(tree_hash);
+    out[96..104].copy_from_slice(&length.to_le_bytes());
+    out[104..].copy_from_slice(&fork.to_le_bytes());
+    out
+}
+
+/// The 80-byte signable of compat cores: `TREE || treeHash || u64le(length) || u64le(fork)`.
+pub fn signable_compat(tree_hash: &[u8; 32], length: u64, fork: u64) -> [u8; 80] {
+    let mut out = [0u8; 80];
+    out[..32].copy_from_slice(constants::tree());
+    out[32..64].copy_from_slice(tree_hash);
+    out[64..72].copy_from_slice(&length.to_le_bytes());
+    out[72..].copy_from_slice(&fork.to_le_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        hex::encode(b)
+    }
+
+    #[test]
+    fn spec_1_8_vectors() {
+        let a = Node::leaf(0, b"hello");
+        let b = Node::leaf(1, b"world");
+        let c = Node::leaf(2, b"!");
+        assert_eq!(hex(&a.hash), "f2391083cfaa8043205fed76cdff843902146ca92aebcd7a196814ec45d8c8f8");
+        assert_eq!(hex(&b.hash), "993ec5ef8bbc7f1d174f00e650b8d51599124a9bf93885f33cec5b9060b75c1c");
+        assert_eq!(hex(&c.hash), "b36033c7b2681d1472886ca6716b628f44b608bd6486174487e02615533dfaad");
+        assert_eq!(
+            hex(&leaf_hash(b"")),
+            "5187b7a8021bf4f2c004ea3a54cfece1754f11c7624d2363c7f4cf4fddd1441e"
+        );
+        let p = Node::parent(&b, &a);
+        assert_eq!((p.index, p.size), (1, 10));
+        assert_eq!(hex(&p.hash), "56826d33f98cbe1757d804b3ad818a97b61d7ae83d505ba5ca4fb619646355f9");
+        assert_eq!(
+            hex(&tree_hash(&[p, c])),
+            "8b512f5301c09f0e0e21a0c71c98fce14ddcc51125f4dfd8303fa22c75858aff"
+        );
+        assert_eq!(
+            hex(&tree_hash(&[p])),
+            "28ac717e6b6a3fe16b4363f16cf1a308edceccf4a05ec501bd05fdbe5b42215b"
+        );
+        assert_eq!(
+            hex(&tree_hash(&[])),
+            "bb30a42c1e62f0afda5f0a4e8a562f7a13a24cea00ee81917b86b89e801314aa"
+        );
+        let key: [u8; 32] =
+            hex::decode("d8c3a0597903b28d751c6e0b7107775e388ec5a3cf669bdd1e7ec41b8b8f6e72")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let s = signable(&key, &tree_hash(&[p, c]), 3, 0);
+        assert_eq!(
+            hex(&s),
+            "9fac70b50ca14efc4e91c833b204e75b8b5aad8b5881bfc0adb5ef38a3275b9c\
+             d8c3a0597903b28d751c6e0b7107775e388ec5a3cf669bdd1e7ec41b8b8f6e72\
+             8b512f5301c09f0e0e21a0c71c98fce14ddcc51125f4dfd8303fa22c75858aff\
+             03000000000000000000000000000000"
+        );
+    }
+
+    #[test]
+    fn compat_signable_layout() {
+        let s = signable_compat(&[7; 32], 3, 1);
+        assert_eq!(&s[32..64], &[7; 32]);
+        assert_eq!(&s[64..72], &3u64.to_le_bytes());
+        assert_eq!(&s[72..], &1u64.to_le_bytes());
+    }
+
+    #[test]
+    fn node_wire_round_trip() {
+        let n = Node { index: 300, size: 70_000, hash: [9; 32] };
+        let mut e = Encoder::new();
+        encode_nodes(&mut e, &[n, n]);
+        let bytes = e.into_vec();
+        assert_eq!(decode_nodes(&mut Decoder::new(&bytes)).unwrap(), [n, n]);
+        assert!(decode_nodes(&mut Decoder::new(&bytes[..40])).is_err());
+    }
+}

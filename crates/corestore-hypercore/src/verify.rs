@@ -1,0 +1,410 @@
+//! Proof verification (spec `wire.md` §5.6, hypercore `lib/merkle-tree.js` `verifyTree` /
+//! `verifyUpgrade` and `lib/core.js` `verify`).
+//!
+//! Pure and sync: [`verify`] checks every hash, the upgrade and the signature against the
+//! trusted tree state, and returns a [`PendingProof`] naming the few stored (trusted) nodes the
+//! proof must still match; [`PendingProof::complete`] compares them. Nothing is stored here.
+
+use corestore_keys::{CoreKey, Manifest, Prologue, PublicKey};
+
+use crate::flat::Iter;
+use crate::hash::{self, Node};
+use crate::message::{Data, DataUpgrade};
+use crate::signature::{SignedTree, Verifier};
+use crate::tree::Tree;
+
+/// Why a proof was rejected. Nothing is changed by a rejected proof.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The proof is for another fork.
+    #[error("proof is for fork {remote}, the core is at fork {local}")]
+    ForkMismatch {
+        /// Our fork.
+        local: u64,
+        /// The proof's fork.
+        remote: u64,
+    },
+    /// A proof node is not the one the tree walk expects.
+    #[error("expected tree node {expected}, got {got:?}")]
+    UnexpectedNode {
+        /// The index the walk needed.
+        expected: u64,
+        /// The index found (`None`: the list ended).
+        got: Option<u64>,
+    },
+    /// The upgrade range is empty or overflows.
+    #[error("invalid upgrade {start}+{length}")]
+    InvalidUpgrade {
+        /// Upgrade start.
+        start: u64,
+        /// Upgrade length.
+        length: u64,
+    },
+    /// The upgrade does not respect the manifest's prologue.
+    #[error("upgrade does not satisfy the prologue")]
+    PrologueViolation,
+    /// The upgrade carries no signature.
+    #[error("upgrade proof carries no signature")]
+    MissingSignature,
+    /// The signature does not verify for the rebuilt tree.
+    #[error("invalid signature for length {length} at fork {fork}")]
+    InvalidSignature {
+        /// The signed length.
+        length: u64,
+        /// The signed fork.
+        fork: u64,
+    },
+    /// The manifest in the proof does not hash to the core key.
+    #[error("the proof's manifest does not match the core key")]
+    ManifestMismatch,
+    /// A proved node differs from the trusted stored node.
+    #[error("checksum mismatch at tree node {index}")]
+    ChecksumMismatch {
+        /// Tree index.
+        index: u64,
+    },
+    /// The trusted node the proof ends at is not stored locally.
+    #[error("no trusted tree node {index} to check the proof against")]
+    MissingTrustedNode {
+        /// Tree index.
+        index: u64,
+    },
+    /// A validly signed tree no longer than ours whose roots differ from ours.
+    #[error("signed tree of length {length} conflicts with the local tree")]
+    Conflict {
+        /// The signed length.
+        length: u64,
+    },
+}
+
+/// The trusted local state a proof is verified against.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustedTree<'a> {
+    /// The core key.
+    pub key: &'a CoreKey,
+    /// The manifest, when known locally.
+    pub manifest: Option<&'a Manifest>,
+    /// Current fork.
+    pub fork: u64,
+    /// Current length.
+    pub length: u64,
+    /// Current full roots.
+    pub roots: &'a [Node],
+}
+
+/// A new signed head learned from an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradedHead {
+    /// Fork id.
+    pub fork: u64,
+    /// New length.
+    pub length: u64,
+    /// New byte length.
+    pub byte_length: u64,
+    /// New full roots.
+    pub roots: Vec<Node>,
+    /// Tree hash of the roots.
+    pub tree_hash: [u8; 32],
+    /// The signature (wire form).
+    pub signature: Vec<u8>,
+}
+
+/// A fully verified proof, ready to be applied to the core it was verified against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedProof {
+    /// The fork it was verified at.
+    pub fork: u64,
+    /// The length of the tree it was verified against.
+    pub base_length: u64,
+    /// The proved block: `(index, value)`.
+    pub block: Option<(u64, Vec<u8>)>,
+    /// Every tree node the proof establishes.
+    pub nodes: Vec<Node>,
+    /// The new head, when the proof upgrades the length.
+    pub upgrade: Option<UpgradedHead>,
+    /// A manifest learned from the proof (only when none was known).
+    pub manifest: Option<Manifest>,
+}
+
+/// A proof whose hashes and signature verified; it still has to match trusted stored nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a pending proof is not verified until `complete` succeeds"]
+pub struct PendingProof {
+    proof: VerifiedProof,
+    checks: Vec<(Node, bool)>,
+}
+
+impl PendingProof {
+    /// Tree indexes of the trusted nodes [`PendingProof::complete`] will look up.
+    pub fn needed(&self) -> impl Iterator<Item = u64> + '_ {
+        self.checks.iter().map(|(n, _)| n.index)
+    }
+
+    /// Compares the proof with the trusted stored nodes `trusted(index)`.
+    pub fn complete(
+        self,
+        mut trusted: impl FnMut(u64) -> Option<Node>,
+    ) -> Result<VerifiedProof, VerifyError> {
+        for (node, is_root_check) in &self.checks {
+            let index = node.index;
+            match trusted(index) {
+                Some(t) if t.hash == node.hash => {}
+                Some(_) if *is_root_check => {
+                    return Err(VerifyError::Conflict {
+                        length: self.proof.upgrade.as_ref().map_or(0, |u| u.length),
+                    })
+                }
+                Some(_) => return Err(VerifyError::ChecksumMismatch { index }),
+                None => return Err(VerifyError::MissingTrustedNode { index }),
+            }
+        }
+        Ok(self.proof)
+    }
+}
+
+struct NodeQueue<'a> {
+    nodes: &'a [Node],
+    i: usize,
+    extra: Option<Node>,
+}
+
+impl<'a> NodeQueue<'a> {
+    fn new(nodes: &'a [Node], extra: Option<Node>) -> Self {
+        Self { nodes, i: 0, extra }
+    }
+
+    fn len(&self) -> usize {
+        self.nodes.len().saturating_sub(self.i) + usize::from(self.extra.is_some())
+    }
+
+    fn shift(&mut self, index: u64) -> Result<Node, VerifyError> {
+        if let Some(e) = self.extra.filter(|e| e.index == index) {
+            self.extra = None;
+            return Ok(e);
+        }
+        let node = self.nodes.get(self.i).copied();
+        match node {
+            Some(n) if n.index == index => {
+                self.i += 1;
+                Ok(n)
+            }
+            other => Err(VerifyError::UnexpectedNode { expected: index, got: other.map(|n| n.index) }),
+        }
+    }
+}
+
+/// The tree being rebuilt by an upgrade (`MerkleTreeBatch` in JavaScript).
+struct Batch {
+    tree: Tree,
+    upgraded: bool,
+}
+
+impl Batch {
+    fn append_root(&mut self, node: Node, ite: &mut Iter, nodes: &mut Vec<Node>) {
+        self.upgraded = true;
+        self.tree.append_root(node, ite, nodes);
+    }
+}
+
+/// Climbs from `start` through the queue, hashing parents (the loop shared by every section).
+fn climb(
+    mut root: Node,
+    ite: &mut Iter,
+    q: &mut NodeQueue<'_>,
+    nodes: &mut Vec<Node>,
+) -> Result<Node, VerifyError> {
+    while q.len() > 0 {
+        let node = q.shift(ite.sibling())?;
+        ite.parent();
+        root = Node::parent(&root, &node);
+        nodes.push(node);
+        nodes.push(root);
+    }
+    Ok(root)
+}
+
+/// Rebuilds the block / hash / seek path; returns its (untrusted) top node.
+fn verify_tree(data: &Data, nodes: &mut Vec<Node>) -> Result<Option<Node>, VerifyError> {
+    let untrusted = match (&data.block, &data.hash) {
+        (Some(b), _) => Some((b.index.saturating_mul(2), Some(&b.value), &b.nodes)),
+        (None, Some(h)) => Some((h.index, None, &h.nodes)),
+        (None, None) => None,
+    };
+    let mut root = None;
+    if let Some(seek) = data.seek.as_ref().filter(|s| !s.nodes.is_empty()) {
+        let mut q = NodeQueue::new(&seek.nodes, None);
+        let mut ite = Iter::new(seek.nodes[0].index);
+        let first = q.shift(ite.index)?;
+        nodes.push(first);
+        root = Some(climb(first, &mut ite, &mut q, nodes)?);
+    }
+    let Some((index, value, list)) = untrusted else { return Ok(root) };
+    let mut ite = Iter::new(index);
+    let mut q = NodeQueue::new(list, root);
+    let first = match value {
+        Some(v) => Node { index, size: v.len() as u64, hash: hash::leaf_hash(v) },
+        None => q.shift(index)?,
+    };
+    nodes.push(first);
+    climb(first, &mut ite, &mut q, nodes).map(Some)
+}
+
+/// Grows `batch` with the upgrade; true when the block root was consumed by it.
+fn verify_upgrade(
+    up: &DataUpgrade,
+    block_root: Option<Node>,
+    prologue: Option<&Prologue>,
+    batch: &mut Batch,
+    nodes: &mut Vec<Node>,
+) -> Result<bool, VerifyError> {
+    let invalid = VerifyError::InvalidUpgrade { start: up.start, length: up.length };
+    if let Some(p) = prologue {
+        if up.start < p.length && (up.start != 0 || up.length < p.length) {
+            return Err(VerifyError::PrologueViolation);
+        }
+    }
+    let to = up
+        .start
+        .checked_add(up.length)
+        .filter(|&end| end <= corestore_keys::compact::MAX_SAFE_UINT)
+        .ok_or(invalid.clone())?
+        * 2;
+    let mut q = NodeQueue::new(&up.nodes, block_root);
+    let mut grow = !batch.tree.roots.is_empty();
+    let mut i = 0;
+    let mut ite = Iter::new(0);
+    while ite.full_root(to) {
+        if batch.tree.roots.get(i).is_some_and(|r| r.index == ite.index) {
+            i += 1;
+            ite.next_tree();
+            continue;
+        }
+        if grow {
+            grow = false;
+            let root = ite.index;
+            if i < batch.tree.roots.len() {
+                let last = batch.tree.roots.last().map_or(0, |r| r.index);
+                ite.seek(last);
+                // Every step consumes a proof node, so this ends with the queue at the latest.
+                while ite.index != root {
+                    let node = q.shift(ite.sibling())?;
+                    batch.append_root(node, &mut ite, nodes);
+                }
+                ite.next_tree();
+                continue;
+            }
+        }
+        let node = q.shift(ite.index)?;
+        batch.append_root(node, &mut ite, nodes);
+        ite.next_tree();
+    }
+    if let Some(p) = prologue {
+        if batch.tree.length == p.length && hash::tree_hash(&batch.tree.roots) != p.hash {
+            return Err(VerifyError::PrologueViolation);
+        }
+    }
+    let Some(last) = batch.tree.roots.last() else { return Err(invalid) };
+    ite.seek(last.index);
+    let extra = &up.additional_nodes;
+    let mut i = 0;
+    while let Some(&node) = extra.get(i).filter(|n| n.index == ite.sibling()) {
+        batch.append_root(node, &mut ite, nodes);
+        i += 1;
+    }
+    for &node in extra.get(i..).unwrap_or_default() {
+        while node.index != ite.index {
+            if ite.factor <= 2 {
+                return Err(VerifyError::UnexpectedNode { expected: ite.index, got: Some(node.index) });
+            }
+            ite.left_child();
+        }
+        batch.append_root(node, &mut ite, nodes);
+        ite.sibling();
+    }
+    Ok(q.extra.is_none())
+}
+
+/// Verifies `data` against the trusted `tree`: hashes, upgrade, manifest and signature.
+pub fn verify(data: Data, tree: &TrustedTree<'_>) -> Result<PendingProof, VerifyError> {
+    if data.fork != tree.fork {
+        return Err(VerifyError::ForkMismatch { local: tree.fork, remote: data.fork });
+    }
+    let mut nodes = Vec::new();
+    let mut untrusted = verify_tree(&data, &mut nodes)?;
+    let mut checks = Vec::new();
+    let mut upgrade = None;
+    let mut learned = None;
+    if let Some(up) = &data.upgrade {
+        let manifest = match (tree.manifest, &data.manifest) {
+            (Some(m), _) => m.clone(),
+            (None, Some(m)) => m.clone(),
+            // Compat default, as hypercore does for a core known only by its key.
+            (None, None) => Manifest::single_signer(PublicKey::from_bytes(tree.key.to_bytes())),
+        };
+        if tree.manifest.is_none() {
+            if manifest.hash() != *tree.key && !manifest.is_compat(tree.key) {
+                return Err(VerifyError::ManifestMismatch);
+            }
+            learned = Some(manifest.clone());
+        }
+        let verifier = Verifier::new(*tree.key, &manifest);
+        let mut batch = Batch {
+            tree: Tree {
+                fork: data.fork,
+                length: tree.length,
+                byte_length: hash::total_size(tree.roots),
+                roots: tree.roots.to_vec(),
+                signature: Vec::new(),
+            },
+            upgraded: false,
+        };
+        if verify_upgrade(up, untrusted, verifier.prologue(), &mut batch, &mut nodes)? {
+            untrusted = None;
+        }
+        if batch.upgraded {
+            let tree_hash = hash::tree_hash(&batch.tree.roots);
+            let signed = SignedTree { tree_hash, length: batch.tree.length, fork: data.fork };
+            let signature = up.signature.clone().ok_or(VerifyError::MissingSignature)?;
+            if !verifier.verify(&signed, &signature) {
+                return Err(VerifyError::InvalidSignature { length: batch.tree.length, fork: data.fork });
+            }
+            if batch.tree.length > tree.length {
+                upgrade = Some(UpgradedHead {
+                    fork: data.fork,
+                    length: batch.tree.length,
+                    byte_length: batch.tree.byte_length,
+                    roots: batch.tree.roots,
+                    tree_hash,
+                    signature,
+                });
+            } else if batch.tree.length == tree.length {
+                if batch.tree.roots != tree.roots {
+                    return Err(VerifyError::Conflict { length: batch.tree.length });
+                }
+            } else {
+                checks.extend(batch.tree.roots.into_iter().map(|r| (r, true)));
+            }
+        }
+    } else if tree.manifest.is_none() {
+        if let Some(m) = &data.manifest {
+            if m.hash() != *tree.key {
+                return Err(VerifyError::ManifestMismatch);
+            }
+            learned = Some(m.clone());
+        }
+    }
+    if let Some(root) = untrusted {
+        checks.push((root, false));
+    }
+    let block = data.block.map(|b| (b.index, b.value));
+    let proof = VerifiedProof {
+        fork: data.fork,
+        base_length: tree.length,
+        block,
+        nodes,
+        upgrade,
+        manifest: learned,
+    };
+    Ok(PendingProof { proof, checks })
+}
