@@ -83,6 +83,15 @@ impl Connection {
         &mut self.stream
     }
 
+    /// Ends our side cleanly: frames already queued in the mux still go out first.
+    pub fn end(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        while let Some(frame) = self.mux.poll_transmit() {
+            self.stream.send(&frame, now)?;
+        }
+        self.stream.end();
+        Ok(())
+    }
+
     /// Bytes received from the socket. An error is terminal.
     pub fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), ConnectionError> {
         self.stream.handle_input(data, now)?;

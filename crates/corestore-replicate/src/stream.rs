@@ -17,7 +17,7 @@ use rand_core::OsRng;
 use tokio_util::codec::Decoder as _;
 
 use crate::framing::{FrameCodec, FrameError, HEADER_LEN, MAX_FRAME_LEN};
-use crate::noise::{Handshake, HandshakeError, HandshakeResult, Role};
+use crate::noise::{Handshake, HandshakeError, HandshakeResult, Role, MAX_MESSAGE_LEN};
 use crate::secretstream::{DecryptError, Decryptor, Encryptor, ABYTES, HEADERBYTES};
 
 /// Length of the post-handshake id frame: stream id (32) + secretstream header (24).
@@ -154,6 +154,7 @@ pub struct SecretStream {
     role: Role,
     phase: Phase,
     codec: FrameCodec,
+    max_frame_len: usize,
     input: BytesMut,
     output: BytesMut,
     encryptor: Option<Encryptor>,
@@ -206,13 +207,15 @@ impl SecretStream {
 
     /// A stream over an already built handshake (fixed test keys).
     pub fn from_handshake(handshake: Handshake, config: &StreamConfig, now: Instant) -> Self {
-        let codec =
-            config.max_frame_len.map_or_else(FrameCodec::new, FrameCodec::with_max_frame_len);
+        let max_frame_len = config.max_frame_len.unwrap_or(MAX_FRAME_LEN).min(MAX_FRAME_LEN);
+        // Until the handshake is over nothing longer than a Noise message is valid.
+        let codec = FrameCodec::with_max_frame_len(max_frame_len.min(MAX_MESSAGE_LEN));
         let mut stream = Self {
             role: handshake.role(),
             public_key: handshake.public_key(),
             phase: Phase::Handshake(Box::new(handshake)),
             codec,
+            max_frame_len,
             input: BytesMut::new(),
             output: BytesMut::new(),
             encryptor: None,
@@ -345,6 +348,7 @@ impl SecretStream {
                         return Err(StreamError::StreamIdMismatch);
                     }
                     self.phase = Phase::Open(Decryptor::new(rx, header));
+                    self.codec = FrameCodec::with_max_frame_len(self.max_frame_len);
                 }
                 Phase::Open(decryptor) => {
                     decryptor.decrypt_in_place(&mut frame)?;
