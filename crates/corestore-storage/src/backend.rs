@@ -59,6 +59,12 @@ impl WriteBatch {
         self
     }
 
+    /// Adds any operation.
+    pub fn push(&mut self, op: BatchOp) -> &mut Self {
+        self.ops.push(op);
+        self
+    }
+
     /// The operations, in the order they apply.
     pub fn ops(&self) -> &[BatchOp] {
         &self.ops

@@ -1,16 +1,48 @@
 //! Pluggable async storage for the Rust Corestore: a small object-safe [`StorageBackend`] trait
 //! (point reads, ordered scans, atomic batches, durable flush), the record [`Storage`] schema
-//! every core is kept in, and [`MemoryStorage`].
+//! every core is kept in, [`MemoryStorage`], and the crash-safe default [`DiskStorage`].
 //!
 //! All cores of a store share one backend, so thousands of cores never mean thousands of files.
+//!
+//! # Layers
+//! - [`StorageBackend`]: four async methods over ordered bytes; failures are `io::Error` only.
+//!   Sync vs async is decided once: the trait is async (`async-trait`), backends whose calls are
+//!   short may run them inline (both shipped backends do, see [`DiskStorage`]).
+//! - [`Storage`] / [`CoreStorage`] / [`CoreBatch`]: typed records with an order-preserving key
+//!   layout (blocks, tree nodes and bitfield pages scan in index order) and a versioned store
+//!   head: a store written by a newer format is refused with [`StorageError::UnsupportedFormat`].
+//! - Backends: [`MemoryStorage`] (tests, ephemeral stores), [`DiskStorage`] (default on disk,
+//!   Unix only) and [`FaultyStorage`], a fault-injecting wrapper for tests of the layers above.
+//!
+//! # Writing a custom backend
+//! Implement the four methods of [`StorageBackend`] and hand an `Arc` of it to
+//! [`Storage::open`]; `examples/btree_backend.rs` does it over a `BTreeMap` in under 100 lines.
+//! The invariants to keep are in each method's rustdoc: reads see every acknowledged write, scans
+//! are ascending and bounded, a batch is all-or-nothing across a crash, and `flush` makes every
+//! earlier batch durable.
+//!
+//! # Why this disk backend
+//! Candidates were measured through this schema (100,000 blocks of 1 KiB written via
+//! [`CoreBatch`] in batches of 100, then 100,000 random [`CoreStorage::block`] reads, warm) on the
+//! 2-core development machine, one run; see `benches/README.md` for the table. The append-only log
+//! wins on both write and read throughput by a wide margin, is crash-safe by construction (one
+//! checksummed record per batch, torn tail cut on open) and adds one tiny dependency
+//! (`crc32fast`); fjall and redb were slower through the schema on this machine and are not in the
+//! dependency tree. Its cost: every key lives in memory (values stay on disk).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod backend;
+#[cfg(unix)]
+mod disk;
+mod faulty;
 mod memory;
 mod records;
 mod schema;
 
 pub use backend::{BatchOp, StorageBackend, WriteBatch};
+#[cfg(unix)]
+pub use disk::{DiskError, DiskStorage};
+pub use faulty::{FaultKind, FaultyStorage, InjectedFault};
 pub use memory::MemoryStorage;
-pub use records::{CoreAuth, Hints, StoredKeyPair, StoredNode, TreeHead};
+pub use records::{CoreAuth, Hints, RecordError, StoredKeyPair, StoredNode, TreeHead};
 pub use schema::{CoreBatch, CoreStorage, Storage, StorageError, FORMAT_VERSION};

@@ -76,6 +76,12 @@ pub enum RecordError {
     Manifest(#[from] ManifestError),
 }
 
+/// A full-range `u64`, little-endian. Records use it rather than the compact `uint`, which (as in
+/// JavaScript) refuses values above 2^53 - 1: what this crate stores must read back.
+fn u64_le(d: &mut Decoder<'_>) -> Result<u64, DecodeError> {
+    Ok(u64::from_le_bytes(d.fixed()?))
+}
+
 const AUTH_HAS_MANIFEST: u64 = 1;
 const AUTH_HAS_PUBLIC_KEY: u64 = 2;
 const AUTH_HAS_SECRET_KEY: u64 = 4;
@@ -134,15 +140,18 @@ impl CoreAuth {
 impl TreeHead {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::with_capacity(64 + self.signature.len());
-        e.uint(self.fork).uint(self.length).raw(&self.tree_hash).buffer(&self.signature);
+        e.raw(&self.fork.to_le_bytes())
+            .raw(&self.length.to_le_bytes())
+            .raw(&self.tree_hash)
+            .buffer(&self.signature);
         e.into_vec()
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         let mut d = Decoder::new(bytes);
         Ok(Self {
-            fork: d.uint()?,
-            length: d.uint()?,
+            fork: u64_le(&mut d)?,
+            length: u64_le(&mut d)?,
             tree_hash: d.fixed()?,
             signature: d.buffer()?.to_vec(),
         })
@@ -152,24 +161,24 @@ impl TreeHead {
 impl StoredNode {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::with_capacity(41);
-        e.uint(self.size).raw(&self.hash);
+        e.raw(&self.size.to_le_bytes()).raw(&self.hash);
         e.into_vec()
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         let mut d = Decoder::new(bytes);
-        Ok(Self { size: d.uint()?, hash: d.fixed()? })
+        Ok(Self { size: u64_le(&mut d)?, hash: d.fixed()? })
     }
 }
 
 impl Hints {
     pub(crate) fn encode(self) -> Vec<u8> {
-        let mut e = Encoder::with_capacity(9);
-        e.uint(self.contiguous_length);
+        let mut e = Encoder::with_capacity(8);
+        e.raw(&self.contiguous_length.to_le_bytes());
         e.into_vec()
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        Ok(Self { contiguous_length: Decoder::new(bytes).uint()? })
+        Ok(Self { contiguous_length: u64_le(&mut Decoder::new(bytes))? })
     }
 }

@@ -1,0 +1,426 @@
+//! [`DiskStorage`]: the default, crash-safe disk backend (an append-only log plus an in-memory
+//! index, in the Bitcask style). See [`log`] for the file format.
+
+mod log;
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use async_trait::async_trait;
+
+use crate::backend::{StorageBackend, WriteBatch};
+use log::{Index, Replay};
+
+const LOCK_FILE: &str = "LOCK";
+const LOG_FILE: &str = "data.log";
+const COMPACT_FILE: &str = "data.log.compact";
+
+/// Compaction is considered once the log is this large…
+const COMPACT_MIN_LEN: u64 = 64 << 20;
+/// …and more than this many times the live data.
+const COMPACT_RATIO: u64 = 2;
+/// Records written by compaction carry about this many bytes each.
+const COMPACT_CHUNK: usize = 4 << 20;
+
+/// Why a [`DiskStorage`] could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiskError {
+    /// Another process (or another `DiskStorage` in this one) has the store open.
+    #[error("store is locked by another process: {}", path.display())]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// The log file is not a corestore log.
+    #[error("{} is not a corestore log file", path.display())]
+    NotALog {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The log was written by an unknown (newer) format version.
+    #[error("store log format version {found} is not supported (this build reads {supported})")]
+    UnsupportedFormat {
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// A record with a valid checksum does not parse: the file is damaged, not torn.
+    #[error("store log is corrupt at byte {offset}")]
+    Corrupt {
+        /// Where the bad record starts.
+        offset: u64,
+    },
+    /// The file system failed.
+    #[error("store I/O failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The default disk backend: one directory, one append-only log file, one lock file.
+///
+/// - **Atomic batches.** A [`WriteBatch`] is one checksummed record written with one `pwrite`;
+///   replay on open stops at the first short or bad record, so a batch is either whole or absent.
+/// - **Durability.** [`StorageBackend::flush`] is `fdatasync` of the log: every batch written
+///   before it survives `kill -9` and power loss once it returns `Ok`. Writes alone reach the
+///   OS page cache and survive `kill -9` of this process, but not power loss.
+/// - **Reads** come from an in-memory index (key → position) and one `pread`, so every key must
+///   fit in memory (about 80 bytes plus the key per record); values stay on disk.
+/// - **Compaction** rewrites the live records into a fresh log once the log is over 64 MiB and
+///   more than twice the live data; it runs inside [`StorageBackend::write`] and is atomic
+///   (written aside, synced, then renamed over the log).
+/// - **Blocking.** Writes (one `pwrite` into the page cache) and reads (one `pread`) run inline
+///   in the async methods: they are microseconds. `fsync` and compaction run on tokio's blocking
+///   pool when called inside a tokio runtime, inline otherwise.
+/// - **Locking.** The directory is locked with an exclusive lock on its `LOCK` file for as long
+///   as the value lives; a second opener gets [`DiskError::Locked`].
+///
+/// After a failed write that could not be rolled back, or a failed `fsync`, the store refuses
+/// further writes and flushes (an `fsync` error may have dropped dirty pages); reopen it.
+#[derive(Clone)]
+pub struct DiskStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    _lock: File,
+    writer: Mutex<Writer>,
+    state: RwLock<State>,
+}
+
+struct Writer {
+    file: Arc<File>,
+    end: u64,
+    broken: bool,
+}
+
+struct State {
+    file: Arc<File>,
+    index: Index,
+}
+
+impl std::fmt::Debug for DiskStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.inner.read_state();
+        f.debug_struct("DiskStorage")
+            .field("dir", &self.inner.dir)
+            .field("records", &state.index.map.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiskStorage {
+    /// Opens (creating if needed) the store in directory `path`, locks it, and replays its log.
+    /// A torn tail left by a crash is cut off.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, DiskError> {
+        let dir = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(DiskError::Locked { path: dir }),
+            Err(TryLockError::Error(e)) => return Err(e.into()),
+        }
+        // A compaction interrupted by a crash left only this scratch file; the log is intact.
+        match std::fs::remove_file(dir.join(COMPACT_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let log_path = dir.join(LOG_FILE);
+        let file = match OpenOptions::new().read(true).write(true).create_new(true).open(&log_path)
+        {
+            Ok(file) => {
+                file.write_all_at(&log::header(), 0)?;
+                file.sync_all()?;
+                sync_dir(&dir)?;
+                file
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                OpenOptions::new().read(true).write(true).open(&log_path)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (index, end) = match log::replay(&file)? {
+            Replay::Done { index, valid_len } => (index, valid_len),
+            Replay::NotALog => return Err(DiskError::NotALog { path: log_path }),
+            Replay::Version(found) => {
+                return Err(DiskError::UnsupportedFormat { found, supported: log::LOG_VERSION })
+            }
+            Replay::Corrupt { offset } => return Err(DiskError::Corrupt { offset }),
+        };
+        if file.metadata()?.len() != end {
+            file.set_len(end)?;
+            file.sync_all()?;
+        }
+        let file = Arc::new(file);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                _lock: lock,
+                writer: Mutex::new(Writer { file: file.clone(), end, broken: false }),
+                state: RwLock::new(State { file, index }),
+            }),
+        })
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Number of live records.
+    pub fn len(&self) -> usize {
+        self.inner.read_state().index.map.len()
+    }
+
+    /// True without live records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Size of the log file in bytes (live data plus garbage not yet compacted).
+    pub fn log_len(&self) -> u64 {
+        self.inner.writer.lock().unwrap_or_else(PoisonError::into_inner).end
+    }
+
+    /// Rewrites the log with only the live records, now. The result is durable (it also
+    /// flushes every earlier write).
+    pub async fn compact(&self) -> io::Result<()> {
+        let inner = self.inner.clone();
+        offload(move || inner.compact()).await
+    }
+}
+
+impl Inner {
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_writer(&self) -> io::Result<std::sync::MutexGuard<'_, Writer>> {
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if writer.broken {
+            return Err(io::Error::other("store failed earlier and refuses writes; reopen it"));
+        }
+        Ok(writer)
+    }
+
+    /// Appends one batch; returns whether compaction is due.
+    fn write(&self, batch: WriteBatch) -> io::Result<bool> {
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        let encoded = log::encode(batch)?;
+        let mut writer = self.lock_writer()?;
+        let at = writer.end;
+        if let Err(e) = writer.file.write_all_at(&encoded.bytes, at) {
+            // Roll back a partial append so the next record starts at a clean boundary.
+            if writer.file.set_len(at).is_err() {
+                writer.broken = true;
+            }
+            return Err(e);
+        }
+        writer.end += encoded.bytes.len() as u64;
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        encoded.apply(&mut state.index, at);
+        Ok(writer.end > COMPACT_MIN_LEN && writer.end > COMPACT_RATIO * state.index.live_bytes)
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        let file = self.lock_writer()?.file.clone();
+        file.sync_data().inspect_err(|_| {
+            self.writer.lock().unwrap_or_else(PoisonError::into_inner).broken = true;
+        })
+    }
+
+    fn compact(&self) -> io::Result<()> {
+        let mut writer = self.lock_writer()?;
+        let scratch = self.dir.join(COMPACT_FILE);
+        let new =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&scratch)?;
+        // Writers are excluded by the writer lock, so the index cannot change under us; readers
+        // go on reading the old file.
+        let (index, end) = {
+            let state = self.read_state();
+            log::rewrite(&state.file, &state.index, &new, COMPACT_CHUNK)?
+        };
+        new.sync_all()?;
+        std::fs::rename(&scratch, self.dir.join(LOG_FILE))?;
+        sync_dir(&self.dir)?;
+        let new = Arc::new(new);
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        *state = State { file: new.clone(), index };
+        *writer = Writer { file: new, end, broken: false };
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Runs blocking `f` on tokio's blocking pool when inside a runtime, inline otherwise.
+async fn offload<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.spawn_blocking(f).await.map_err(io::Error::other)?,
+        Err(_) => f(),
+    }
+}
+
+#[async_trait]
+impl StorageBackend for DiskStorage {
+    async fn get(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        let (file, loc) = {
+            let state = self.inner.read_state();
+            match state.index.map.get(key) {
+                Some(loc) => (state.file.clone(), *loc),
+                None => return Ok(None),
+            }
+        };
+        log::read_value(&file, loc).map(Some)
+    }
+
+    async fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let (file, locs) = {
+            let state = self.inner.read_state();
+            let locs: Vec<(Vec<u8>, log::Loc)> = state
+                .index
+                .map
+                .range::<[u8], _>((
+                    std::ops::Bound::Included(start),
+                    std::ops::Bound::Excluded(end),
+                ))
+                .take(limit)
+                .map(|(k, loc)| (k.to_vec(), *loc))
+                .collect();
+            (state.file.clone(), locs)
+        };
+        locs.into_iter().map(|(k, loc)| Ok((k, log::read_value(&file, loc)?))).collect()
+    }
+
+    async fn write(&self, batch: WriteBatch) -> io::Result<()> {
+        if self.inner.write(batch)? {
+            self.compact().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> io::Result<()> {
+        let inner = self.inner.clone();
+        offload(move || inner.flush()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(ops: &[(&[u8], Option<&[u8]>)]) -> WriteBatch {
+        let mut b = WriteBatch::new();
+        for (k, v) in ops {
+            match v {
+                Some(v) => b.put(k.to_vec(), v.to_vec()),
+                None => b.delete(k.to_vec()),
+            };
+        }
+        b
+    }
+
+    #[tokio::test]
+    async fn reopen_replays_and_cuts_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = DiskStorage::open(dir.path()).unwrap();
+            s.write(batch(&[(b"a", Some(b"1")), (b"b", Some(b"2"))])).await.unwrap();
+            s.write(batch(&[(b"a", None), (b"c", Some(b"3"))])).await.unwrap();
+            s.flush().await.unwrap();
+        }
+        let log = dir.path().join(LOG_FILE);
+        let good = std::fs::metadata(&log).unwrap().len();
+        // A torn append: a record header promising more than was written.
+        let f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all_at(&[200, 0, 0, 0, 1, 2, 3, 4, 9, 9], good).unwrap();
+        let s = DiskStorage::open(dir.path()).unwrap();
+        assert_eq!(s.get(b"a").await.unwrap(), None);
+        assert_eq!(s.get(b"b").await.unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(s.get(b"c").await.unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), good);
+    }
+
+    #[tokio::test]
+    async fn bad_checksum_ends_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = DiskStorage::open(dir.path()).unwrap();
+            s.write(batch(&[(b"a", Some(b"1"))])).await.unwrap();
+            s.write(batch(&[(b"b", Some(b"2"))])).await.unwrap();
+        }
+        let log = dir.path().join(LOG_FILE);
+        let len = std::fs::metadata(&log).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&log).unwrap();
+        f.write_all_at(b"X", len - 1).unwrap();
+        let s = DiskStorage::open(dir.path()).unwrap();
+        assert_eq!(s.get(b"a").await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(s.get(b"b").await.unwrap(), None);
+    }
+
+    #[test]
+    fn second_open_is_locked_and_foreign_files_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DiskStorage::open(dir.path()).unwrap();
+        let err = DiskStorage::open(dir.path()).unwrap_err();
+        assert!(matches!(err, DiskError::Locked { .. }));
+        assert!(err.to_string().starts_with("store is locked by another process"));
+        drop(first);
+        drop(DiskStorage::open(dir.path()).unwrap());
+
+        std::fs::write(dir.path().join(LOG_FILE), b"CORESTORELOG\x07\0\0\0").unwrap();
+        assert!(matches!(
+            DiskStorage::open(dir.path()),
+            Err(DiskError::UnsupportedFormat { found: 7, supported: 1 })
+        ));
+        std::fs::write(dir.path().join(LOG_FILE), b"something else entirely").unwrap();
+        assert!(matches!(DiskStorage::open(dir.path()), Err(DiskError::NotALog { .. })));
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_live_records_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DiskStorage::open(dir.path()).unwrap();
+        for round in 0..50u8 {
+            s.write(batch(&[(b"k", Some(&[round; 1000])), (&[round], Some(b"v"))])).await.unwrap();
+        }
+        let mut range = WriteBatch::new();
+        range.delete_range(vec![10], vec![40]);
+        s.write(range).await.unwrap();
+        let before = s.log_len();
+        s.compact().await.unwrap();
+        assert!(s.log_len() < before / 10);
+        assert_eq!(s.len(), 21);
+        drop(s);
+        let s = DiskStorage::open(dir.path()).unwrap();
+        assert_eq!(s.get(b"k").await.unwrap(), Some(vec![49; 1000]));
+        assert_eq!(s.get(&[9]).await.unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(s.get(&[10]).await.unwrap(), None);
+        assert_eq!(s.scan(&[0], &[255], 100).await.unwrap().len(), 21);
+    }
+}
