@@ -126,12 +126,10 @@ impl Iter {
     /// True when `index` lies in the subtree of the current node.
     pub fn contains(&self, index: u64) -> bool {
         let half = self.factor / 2;
-        if index > self.index {
-            index < self.index.wrapping_add(half)
-        } else if index < self.index {
-            index > self.index.wrapping_sub(half)
+        if index >= self.index {
+            index - self.index < half || index == self.index
         } else {
-            true
+            self.index - index < half
         }
     }
 

@@ -394,3 +394,68 @@ mod tests {
         assert_eq!(plan(&req(Some((0, 0)), None), 0), ProofPlan::default());
     }
 }
+
+#[cfg(test)]
+mod exhaustive {
+    use std::collections::HashMap;
+
+    use corestore_keys::{KeyPair, Manifest};
+
+    use super::*;
+    use crate::message::NodeRequest;
+    use crate::signature::Verifier;
+    use crate::tree::Tree;
+    use crate::verify::{verify, TrustedTree};
+
+    /// Every upgrade (and upgrade + block) on every small tree verifies from every start.
+    #[test]
+    fn every_small_upgrade_verifies() {
+        let kp = KeyPair::from_seed(&[1; 32]);
+        let manifest = Manifest::single_signer(kp.public_key());
+        let key = manifest.hash();
+        let verifier = Verifier::new(key, &manifest);
+        let mut tree = Tree::default();
+        let mut nodes = HashMap::new();
+        let mut roots_at = vec![Vec::new()];
+        for length in 1..=13u64 {
+            let mut new = Vec::new();
+            tree.append(&length.to_le_bytes(), &mut new);
+            nodes.extend(new.iter().map(|n| (n.index, *n)));
+            roots_at.push(tree.roots.clone());
+            let signature = verifier.sign(&kp, &tree.signed()).unwrap();
+            for start in 0..length {
+                for end in start + 1..=length {
+                    for block in [None, Some(start), Some(end - 1)] {
+                        let request = Request {
+                            upgrade: Some(UpgradeRequest { start, length: end - start }),
+                            block: block.map(|index| NodeRequest { index, nodes: 0 }),
+                            ..Request::default()
+                        };
+                        let plan = ProofPlan::new(&request, 0, length, None)
+                            .unwrap_or_else(|e| panic!("{length} {start} {end} {block:?}: {e}"));
+                        let data = plan
+                            .assemble(
+                                1,
+                                |i| nodes.get(&i).copied(),
+                                block.map(|b| (b + 1).to_le_bytes().to_vec()),
+                                &signature,
+                                None,
+                            )
+                            .unwrap();
+                        let trusted = TrustedTree {
+                            key: &key,
+                            manifest: Some(&manifest),
+                            fork: 0,
+                            length: start,
+                            roots: &roots_at[start as usize],
+                        };
+                        let result = verify(data, &trusted).map(|p| p.needed().count());
+                        let needed = result
+                            .unwrap_or_else(|e| panic!("{length} {start} {end} {block:?}: {e}"));
+                        assert_eq!(needed, 0, "{length} {start} {end} {block:?}");
+                    }
+                }
+            }
+        }
+    }
+}
