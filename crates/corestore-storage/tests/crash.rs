@@ -12,11 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corestore_keys::{KeyPair, Manifest};
-use corestore_storage::{CoreAuth, CoreStorage, DiskStorage, Hints, Storage, TreeHead};
+use corestore_storage::{
+    CoreAuth, CoreStorage, DiskOptions, DiskStorage, Hints, Storage, TreeHead,
+};
 use rand::{Rng, SeedableRng};
 
 const CHILD_ENV: &str = "CORESTORE_CRASH_TEST_CHILD_DIR";
 const BLOCKS_PER_BATCH: u64 = 8;
+/// Every batch rewrites this bitfield page, so the log gathers garbage and compacts often.
+const PAGE_LEN: usize = 16 * 1024;
+/// Small enough that trials crash during and around compactions too.
+const COMPACT_MIN_LEN: u64 = 256 * 1024;
 /// A child stops by itself after this many batches, should its parent be gone.
 const CHILD_MAX_BATCHES: u64 = 50_000;
 
@@ -33,14 +39,22 @@ fn block(i: u64) -> Vec<u8> {
     (0..len).map(|j| (i as usize).wrapping_mul(31).wrapping_add(j) as u8).collect()
 }
 
+fn page(length: u64) -> Vec<u8> {
+    let mut page = vec![(length % 253) as u8; PAGE_LEN];
+    page[..8].copy_from_slice(&length.to_le_bytes());
+    page
+}
+
 fn head(length: u64) -> TreeHead {
     TreeHead { fork: 0, length, tree_hash: [(length % 251) as u8; 32], signature: vec![7; 64] }
 }
 
-async fn open_core(dir: &Path) -> (Arc<Storage>, Option<CoreStorage>) {
-    let storage = Storage::open(Arc::new(DiskStorage::open(dir).unwrap())).await.unwrap();
+async fn open_core(dir: &Path) -> (DiskStorage, Arc<Storage>, Option<CoreStorage>) {
+    let options = DiskOptions::default().compact_min_len(COMPACT_MIN_LEN);
+    let disk = DiskStorage::open_with(dir, options).unwrap();
+    let storage = Storage::open(Arc::new(disk.clone())).await.unwrap();
     let core = storage.open_core(&auth().discovery_key).await.unwrap();
-    (storage, core)
+    (disk, storage, core)
 }
 
 /// Child side: a no-op unless the parent set `CHILD_ENV`; then appends until killed.
@@ -49,7 +63,7 @@ fn crash_child_writer() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let (storage, core) = open_core(Path::new(&dir)).await;
+        let (disk, storage, core) = open_core(Path::new(&dir)).await;
         let core = if let Some(core) = core {
             core
         } else {
@@ -64,17 +78,20 @@ fn crash_child_writer() {
                 batch.put_block(i, &block(i));
             }
             let length = (b + 1) * BLOCKS_PER_BATCH;
-            batch.put_head(&head(length)).put_hints(Hints { contiguous_length: length });
+            batch
+                .put_head(&head(length))
+                .put_hints(Hints { contiguous_length: length })
+                .put_bitfield_page(0, &page(length));
             core.write(batch).await.unwrap();
             core.flush().await.unwrap();
-            println!("ack {b}");
+            println!("ack {b} {}", disk.compactions());
         }
     });
 }
 
 /// Parent side check: the store holds whole batches `0..n` with `n > max_acked`, nothing else.
 async fn verify(dir: &Path, max_acked: Option<u64>) {
-    let (_storage, core) = open_core(dir).await;
+    let (_disk, _storage, core) = open_core(dir).await;
     let Some(core) = core else {
         assert_eq!(max_acked, None, "an acknowledged core is missing");
         return;
@@ -90,6 +107,7 @@ async fn verify(dir: &Path, max_acked: Option<u64>) {
     if length > 0 {
         assert_eq!(core.head().await.unwrap(), Some(head(length)));
         assert_eq!(core.hints().await.unwrap().contiguous_length, length);
+        assert_eq!(core.bitfield_page(0).await.unwrap(), Some(page(length)));
     }
     let blocks = core.blocks(0, u64::MAX, usize::MAX).await.unwrap();
     assert_eq!(blocks.len() as u64, length, "blocks beyond the head: a torn batch");
@@ -112,6 +130,7 @@ fn kill_9_never_loses_or_tears_an_acknowledged_batch() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut max_acked: Option<u64> = None;
+    let mut compactions = 0;
     for trial in 0..trials {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads", "1"])
@@ -120,14 +139,19 @@ fn kill_9_never_loses_or_tears_an_acknowledged_batch() {
             .spawn()
             .unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let record = |line: &str, max: &mut Option<u64>| {
-            if let Some(n) = line.trim().strip_prefix("ack ").and_then(|n| n.parse::<u64>().ok()) {
-                *max = Some(max.map_or(n, |m| m.max(n)));
-                true
-            } else {
-                false
-            }
+        // "ack <batch> <compactions by this child so far>"
+        let record = |line: &str, max: &mut Option<u64>, compactions: &mut u64| {
+            let mut words = line.trim().strip_prefix("ack ").unwrap_or("").split(' ');
+            let (Some(Ok(n)), Some(Ok(c))) =
+                (words.next().map(str::parse::<u64>), words.next().map(str::parse::<u64>))
+            else {
+                return false;
+            };
+            *max = Some(max.map_or(n, |m| m.max(n)));
+            *compactions = (*compactions).max(c);
+            true
         };
+        let mut child_compactions = 0;
         // The kill lands after a random number of acknowledgements (0 = maybe still opening or
         // recovering) plus a random sub-batch delay: the delay is the test's input, not a check.
         let wait_acks = rng.gen_range(0..12);
@@ -138,7 +162,7 @@ fn kill_9_never_loses_or_tears_an_acknowledged_batch() {
             if out.read_line(&mut line).unwrap() == 0 {
                 break;
             }
-            if record(&line, &mut max_acked) {
+            if record(&line, &mut max_acked, &mut child_compactions) {
                 acks_seen += 1;
             }
         }
@@ -151,9 +175,13 @@ fn kill_9_never_loses_or_tears_an_acknowledged_batch() {
         let mut rest = String::new();
         out.read_to_string(&mut rest).unwrap();
         for line in rest.lines() {
-            record(line, &mut max_acked);
+            record(line, &mut max_acked, &mut child_compactions);
         }
+        compactions += child_compactions;
         rt.block_on(verify(dir.path(), max_acked));
     }
-    println!("crash test: last acknowledged batch {max_acked:?}");
+    println!("crash test: last acknowledged batch {max_acked:?}, {compactions} compactions");
+    if max_acked.is_some_and(|m| m >= 40) {
+        assert!(compactions > 0, "the trials never exercised compaction");
+    }
 }

@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
@@ -18,10 +19,34 @@ const LOCK_FILE: &str = "LOCK";
 const LOG_FILE: &str = "data.log";
 const COMPACT_FILE: &str = "data.log.compact";
 
-/// Compaction is considered once the log is this large…
+/// Compaction is considered once the log is this large (by default)…
 const COMPACT_MIN_LEN: u64 = 64 << 20;
 /// …and more than this many times the live data.
 const COMPACT_RATIO: u64 = 2;
+
+/// Tuning for [`DiskStorage::open_with`]. The defaults suit stores of any size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DiskOptions {
+    /// Compaction runs only once the log file is at least this many bytes (default 64 MiB)
+    /// and more than twice the live data.
+    pub compact_min_len: u64,
+}
+
+impl Default for DiskOptions {
+    fn default() -> Self {
+        Self { compact_min_len: COMPACT_MIN_LEN }
+    }
+}
+
+impl DiskOptions {
+    /// Sets [`DiskOptions::compact_min_len`] (tests use a small one to compact often).
+    #[must_use]
+    pub fn compact_min_len(mut self, bytes: u64) -> Self {
+        self.compact_min_len = bytes;
+        self
+    }
+}
 /// Records written by compaction carry about this many bytes each.
 const COMPACT_CHUNK: usize = 4 << 20;
 
@@ -69,8 +94,8 @@ pub enum DiskError {
 ///   OS page cache and survive `kill -9` of this process, but not power loss.
 /// - **Reads** come from an in-memory index (key → position) and one `pread`, so every key must
 ///   fit in memory (about 80 bytes plus the key per record); values stay on disk.
-/// - **Compaction** rewrites the live records into a fresh log once the log is over 64 MiB and
-///   more than twice the live data; it runs inside [`StorageBackend::write`] and is atomic
+/// - **Compaction** rewrites the live records into a fresh log once the log is over 64 MiB (see
+///   [`DiskOptions`]) and more than twice the live data; it runs inside [`StorageBackend::write`] and is atomic
 ///   (written aside, synced, then renamed over the log).
 /// - **Blocking.** Writes (one `pwrite` into the page cache) and reads (one `pread`) run inline
 ///   in the async methods: they are microseconds. `fsync` and compaction run on tokio's blocking
@@ -87,6 +112,8 @@ pub struct DiskStorage {
 
 struct Inner {
     dir: PathBuf,
+    options: DiskOptions,
+    compactions: AtomicU64,
     _lock: File,
     writer: Mutex<Writer>,
     state: RwLock<State>,
@@ -117,6 +144,11 @@ impl DiskStorage {
     /// Opens (creating if needed) the store in directory `path`, locks it, and replays its log.
     /// A torn tail left by a crash is cut off.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, DiskError> {
+        Self::open_with(path, DiskOptions::default())
+    }
+
+    /// [`DiskStorage::open`] with explicit [`DiskOptions`].
+    pub fn open_with(path: impl AsRef<Path>, options: DiskOptions) -> Result<Self, DiskError> {
         let dir = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
         let lock = OpenOptions::new()
@@ -166,6 +198,8 @@ impl DiskStorage {
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
+                options,
+                compactions: AtomicU64::new(0),
                 _lock: lock,
                 writer: Mutex::new(Writer { file: file.clone(), end, broken: false }),
                 state: RwLock::new(State { file, index }),
@@ -191,6 +225,11 @@ impl DiskStorage {
     /// Size of the log file in bytes (live data plus garbage not yet compacted).
     pub fn log_len(&self) -> u64 {
         self.inner.writer.lock().unwrap_or_else(PoisonError::into_inner).end
+    }
+
+    /// Compactions run by this handle so far.
+    pub fn compactions(&self) -> u64 {
+        self.inner.compactions.load(Ordering::Relaxed)
     }
 
     /// Rewrites the log with only the live records, now. The result is durable (it also
@@ -232,7 +271,8 @@ impl Inner {
         writer.end += encoded.bytes.len() as u64;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         encoded.apply(&mut state.index, at);
-        Ok(writer.end > COMPACT_MIN_LEN && writer.end > COMPACT_RATIO * state.index.live_bytes)
+        Ok(writer.end >= self.options.compact_min_len
+            && writer.end > COMPACT_RATIO * state.index.live_bytes)
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -260,6 +300,7 @@ impl Inner {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         *state = State { file: new.clone(), index };
         *writer = Writer { file: new, end, broken: false };
+        self.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
