@@ -1,0 +1,209 @@
+//! Cross-implementation tests against JavaScript hypercore 11.39.5 (through
+//! `tests/interop/scripts/hypercore-oracle.js`): a core written by Node is rebuilt and verified by
+//! Rust, Rust writes the same bytes, Node's proofs apply to a Rust sparse replica, and Rust's
+//! proofs verify in Node.
+
+mod common;
+
+use common::{block_request, memory, missing_nodes, upgrade_request};
+use corestore_hypercore::{
+    Data, Hypercore, MultiSignature, Node, NodeRequest, Request, SignedTree, Tree, Verifier,
+};
+use corestore_interop::Node as NodeJs;
+use corestore_keys::{CoreKey, KeyPair, Manifest};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+fn request_json(r: &Request) -> Value {
+    let part = |p: Option<NodeRequest>| p.map(|p| json!({ "index": p.index, "nodes": p.nodes }));
+    json!({
+        "id": r.id,
+        "fork": r.fork,
+        "block": part(r.block),
+        "hash": part(r.hash),
+        "seek": null,
+        "upgrade": r.upgrade.map(|u| json!({ "start": u.start, "length": u.length })),
+        "manifest": r.manifest,
+        "priority": r.priority,
+    })
+}
+
+fn node_json(n: &Node) -> Value {
+    json!({ "index": n.index, "size": n.size, "hash": hex::encode(n.hash) })
+}
+
+/// A Rust writer with the blocks appended in the given batches, and the same core written by
+/// Node, answering `requests`.
+struct Pair {
+    rust: Hypercore,
+    blocks: Vec<Vec<u8>>,
+    batches: Vec<u64>,
+    seed: [u8; 32],
+}
+
+async fn pair(rng: &mut StdRng, count: usize) -> Pair {
+    let seed: [u8; 32] = rng.gen();
+    let blocks: Vec<Vec<u8>> =
+        (0..count).map(|_| (0..rng.gen_range(0..90)).map(|_| rng.gen()).collect()).collect();
+    let mut batches = Vec::new();
+    let mut left = count as u64;
+    while left > 0 {
+        let n = rng.gen_range(1..=left.min(17));
+        batches.push(n);
+        left -= n;
+    }
+    let mut rust = Hypercore::create(&memory().await, KeyPair::from_seed(&seed), None).await.unwrap();
+    let mut at = 0;
+    for &n in &batches {
+        rust.append(&blocks[at..at + n as usize]).await.unwrap();
+        at += n as usize;
+    }
+    Pair { rust, blocks, batches, seed }
+}
+
+fn write(node: &NodeJs, p: &Pair, requests: &[Request]) -> Value {
+    node.run_json(
+        "hypercore-oracle.js",
+        &["write"],
+        &json!({
+            "seed": hex::encode(p.seed),
+            "blocks": p.blocks.iter().map(hex::encode).collect::<Vec<_>>(),
+            "batches": p.batches,
+            "requests": requests.iter().map(request_json).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// The request sequence a downloading peer would send, with the proofs Rust answers it with,
+/// applied to a Rust replica as it goes (so `nodes` counts are the real missing counts).
+async fn download(source: &Hypercore, rng: &mut StdRng) -> (Vec<Request>, Vec<Data>) {
+    let mut r = Hypercore::open(&memory().await, *source.key(), None).await.unwrap();
+    let length = source.length();
+    let mut requests = Vec::new();
+    let mut first = upgrade_request(&r, 1, rng.gen_range(1..=length), true);
+    first.block = Some(NodeRequest { index: rng.gen_range(0..first.upgrade.unwrap().length), nodes: 0 });
+    requests.push(first);
+    let mut proofs = Vec::new();
+    for id in 1..25u64 {
+        let req = if id == 1 {
+            requests[0].clone()
+        } else if id % 8 == 0 {
+            let index = rng.gen_range(0..length);
+            Request {
+                id,
+                hash: Some(NodeRequest { index: 2 * index, nodes: missing_nodes(&r, index).await }),
+                ..Request::default()
+            }
+        } else {
+            let mut req = block_request(&r, id, rng.gen_range(0..length)).await;
+            req.priority = id % 3;
+            req
+        };
+        let data = source.create_proof(&req).await.unwrap();
+        r.receive(data.clone()).await.unwrap();
+        if id > 1 {
+            requests.push(req);
+        }
+        proofs.push(data);
+    }
+    (requests, proofs)
+}
+
+#[tokio::test]
+async fn node_written_core_verifies_and_matches_rust() {
+    let Some(node) = NodeJs::get("node_written_core_verifies_and_matches_rust") else { return };
+    let mut rng = StdRng::seed_from_u64(rand::random());
+    for count in [1usize, 3, 40, 130] {
+        let p = pair(&mut rng, count).await;
+        let (requests, rust_proofs) = download(&p.rust, &mut rng).await;
+        let js = write(&node, &p, &requests);
+
+        // Rust rebuilds the JavaScript tree from the blocks and verifies its signature.
+        let key: CoreKey = js["key"].as_str().unwrap().parse().unwrap();
+        let manifest = Manifest::decode(&hex::decode(js["manifest"].as_str().unwrap()).unwrap()).unwrap();
+        assert_eq!(manifest.hash(), key);
+        assert_eq!(key.discovery_key().to_hex(), js["discoveryKey"]);
+        let mut tree = Tree::default();
+        let mut nodes = Vec::new();
+        for b in &p.blocks {
+            tree.append(b, &mut nodes);
+        }
+        assert_eq!(hex::encode(tree.hash()), js["treeHash"]);
+        assert_eq!(json!(tree.length), js["length"]);
+        assert_eq!(json!(tree.byte_length), js["byteLength"]);
+        assert_eq!(json!(tree.roots.iter().map(node_json).collect::<Vec<_>>()), js["roots"]);
+        let signature = hex::decode(js["signature"].as_str().unwrap()).unwrap();
+        assert_eq!(signature.len(), 68);
+        assert_eq!(MultiSignature::decode(&signature).unwrap().proofs.len(), 1);
+        let verifier = Verifier::new(key, &manifest);
+        let signed = SignedTree { tree_hash: tree.hash(), length: tree.length, fork: 0 };
+        assert!(verifier.verify(&signed, &signature));
+        assert!(!verifier.verify(&SignedTree { fork: 1, ..signed }, &signature));
+
+        // Rust wrote the same core: key, manifest, signature and every tree node.
+        assert_eq!(*p.rust.key(), key);
+        assert_eq!(p.rust.manifest(), Some(&manifest));
+        assert_eq!(p.rust.signature(), &signature[..]);
+        for n in js["nodes"].as_array().unwrap() {
+            let index = n["index"].as_u64().unwrap();
+            let ours = p.rust.tree_node(index).await.unwrap().unwrap();
+            assert_eq!(node_json(&ours), *n);
+        }
+
+        // JavaScript's proofs are byte-identical to Rust's and apply to a Rust sparse replica.
+        let js_proofs = js["proofs"].as_array().unwrap();
+        let mut r = Hypercore::open(&memory().await, key, None).await.unwrap();
+        for ((req, ours), theirs) in requests.iter().zip(&rust_proofs).zip(js_proofs) {
+            let theirs = theirs.as_str().unwrap_or_else(|| panic!("no data for {req:?}: {theirs}"));
+            assert_eq!(hex::encode(ours.encode()), theirs, "proof for {req:?}");
+            let data = Data::decode(&hex::decode(theirs).unwrap()).unwrap();
+            let applied = r.receive(data).await.unwrap();
+            if let Some(b) = req.block {
+                assert_eq!(applied.block, Some(b.index));
+                assert_eq!(r.get(b.index).await.unwrap().as_ref(), Some(&p.blocks[b.index as usize]));
+            }
+        }
+        assert_eq!((r.length(), r.tree_hash()), (p.rust.length(), p.rust.tree_hash()));
+    }
+}
+
+#[tokio::test]
+async fn rust_proofs_verify_in_node() {
+    let Some(node) = NodeJs::get("rust_proofs_verify_in_node") else { return };
+    let mut rng = StdRng::seed_from_u64(rand::random());
+    for count in [2usize, 77] {
+        let p = pair(&mut rng, count).await;
+        let (requests, proofs) = download(&p.rust, &mut rng).await;
+        let input: Vec<Value> = requests
+            .iter()
+            .zip(&proofs)
+            .map(|(r, d)| json!({ "request": request_json(r), "data": hex::encode(d.encode()) }))
+            .collect();
+        let out = node.run_json(
+            "hypercore-oracle.js",
+            &["verify"],
+            &json!({ "key": p.rust.key().to_hex(), "manifest": null, "proofs": input }),
+        );
+        for ((r, d), result) in requests.iter().zip(&proofs).zip(out["results"].as_array().unwrap()) {
+            assert_eq!(result["ok"], true, "{r:?}: {result}");
+            assert_eq!(result["length"], p.rust.length());
+            let value = d.block.as_ref().map(|b| hex::encode(&b.value));
+            assert_eq!(result["value"], json!(value));
+        }
+        // A tampered Rust proof is refused by Node too.
+        let mut bad = proofs[1].clone();
+        if let Some(b) = bad.block.as_mut() {
+            b.value.push(1);
+        }
+        let mut input = vec![json!({ "request": request_json(&requests[0]), "data": hex::encode(proofs[0].encode()) })];
+        input.push(json!({ "request": request_json(&requests[1]), "data": hex::encode(bad.encode()) }));
+        let out = node.run_json(
+            "hypercore-oracle.js",
+            &["verify"],
+            &json!({ "key": p.rust.key().to_hex(), "manifest": null, "proofs": input }),
+        );
+        assert_eq!(out["results"][0]["ok"], true);
+        assert_eq!(out["results"][1]["ok"], false, "{out}");
+    }
+}
