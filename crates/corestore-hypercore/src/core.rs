@@ -432,7 +432,8 @@ impl Hypercore {
             tree.append(b.as_ref(), &mut nodes);
         }
         let tree_hash = tree.hash();
-        let signed = crate::signature::SignedTree { tree_hash, length: tree.length, fork: tree.fork };
+        let signed =
+            crate::signature::SignedTree { tree_hash, length: tree.length, fork: tree.fork };
         tree.signature = verifier.sign(key_pair, &signed)?;
 
         let mut batch = self.storage.batch();
@@ -443,11 +444,8 @@ impl Hypercore {
             batch.put_tree_node(n.index, &stored(n));
         }
         Self::put_head(&mut batch, &tree, tree_hash);
-        let contiguous = if self.contiguous_length == start {
-            tree.length
-        } else {
-            self.contiguous_length
-        };
+        let contiguous =
+            if self.contiguous_length == start { tree.length } else { self.contiguous_length };
         let staged = self.bitfield.stage(start, tree.length, true);
         if contiguous < tree.length {
             for (page, bytes) in staged.encoded() {

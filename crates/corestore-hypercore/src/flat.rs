@@ -79,7 +79,7 @@ pub fn full_roots(head: u64) -> Vec<u64> {
     let mut n = head / 2;
     let mut offset = 0u64;
     while n > 0 {
-        let factor = 1u64 << (63 - n.leading_zeros());
+        let factor = 1u64 << n.ilog2();
         roots.push(offset + factor - 1);
         offset += 2 * factor;
         n -= factor;
@@ -134,7 +134,7 @@ impl Iter {
     }
 
     /// Moves to the previous node at the same depth (stays at offset 0).
-    pub fn prev(&mut self) -> u64 {
+    pub fn prev_node(&mut self) -> u64 {
         if self.offset == 0 {
             return self.index;
         }
@@ -144,7 +144,7 @@ impl Iter {
     }
 
     /// Moves to the next node at the same depth.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_node(&mut self) -> u64 {
         self.offset = self.offset.wrapping_add(1);
         self.index = self.index.wrapping_add(self.factor);
         self.index
@@ -153,9 +153,9 @@ impl Iter {
     /// Moves to the sibling.
     pub fn sibling(&mut self) -> u64 {
         if self.is_left() {
-            self.next()
+            self.next_node()
         } else {
-            self.prev()
+            self.prev_node()
         }
     }
 
@@ -334,7 +334,7 @@ mod tests {
             let mut it = Iter::new(i);
             prop_assert_eq!(it.index, i);
             prop_assert_eq!(it.offset, offset(i));
-            prop_assert_eq!(it.is_left(), offset(i) % 2 == 0);
+            prop_assert_eq!(it.is_left(), offset(i).is_multiple_of(2));
             let (l, r) = brute_span(i);
             prop_assert!(it.contains(l) && it.contains(r) && it.contains(i));
             prop_assert!(!it.contains(r + 1));

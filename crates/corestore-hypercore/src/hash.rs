@@ -133,25 +133,37 @@ mod tests {
 
     #[test]
     fn spec_1_8_vectors() {
-        let a = Node::leaf(0, b"hello");
-        let b = Node::leaf(1, b"world");
-        let c = Node::leaf(2, b"!");
-        assert_eq!(hex(&a.hash), "f2391083cfaa8043205fed76cdff843902146ca92aebcd7a196814ec45d8c8f8");
-        assert_eq!(hex(&b.hash), "993ec5ef8bbc7f1d174f00e650b8d51599124a9bf93885f33cec5b9060b75c1c");
-        assert_eq!(hex(&c.hash), "b36033c7b2681d1472886ca6716b628f44b608bd6486174487e02615533dfaad");
+        let hello = Node::leaf(0, b"hello");
+        let world = Node::leaf(1, b"world");
+        let bang = Node::leaf(2, b"!");
+        assert_eq!(
+            hex(&hello.hash),
+            "f2391083cfaa8043205fed76cdff843902146ca92aebcd7a196814ec45d8c8f8"
+        );
+        assert_eq!(
+            hex(&world.hash),
+            "993ec5ef8bbc7f1d174f00e650b8d51599124a9bf93885f33cec5b9060b75c1c"
+        );
+        assert_eq!(
+            hex(&bang.hash),
+            "b36033c7b2681d1472886ca6716b628f44b608bd6486174487e02615533dfaad"
+        );
         assert_eq!(
             hex(&leaf_hash(b"")),
             "5187b7a8021bf4f2c004ea3a54cfece1754f11c7624d2363c7f4cf4fddd1441e"
         );
-        let p = Node::parent(&b, &a);
-        assert_eq!((p.index, p.size), (1, 10));
-        assert_eq!(hex(&p.hash), "56826d33f98cbe1757d804b3ad818a97b61d7ae83d505ba5ca4fb619646355f9");
+        let parent = Node::parent(&world, &hello);
+        assert_eq!((parent.index, parent.size), (1, 10));
         assert_eq!(
-            hex(&tree_hash(&[p, c])),
+            hex(&parent.hash),
+            "56826d33f98cbe1757d804b3ad818a97b61d7ae83d505ba5ca4fb619646355f9"
+        );
+        assert_eq!(
+            hex(&tree_hash(&[parent, bang])),
             "8b512f5301c09f0e0e21a0c71c98fce14ddcc51125f4dfd8303fa22c75858aff"
         );
         assert_eq!(
-            hex(&tree_hash(&[p])),
+            hex(&tree_hash(&[parent])),
             "28ac717e6b6a3fe16b4363f16cf1a308edceccf4a05ec501bd05fdbe5b42215b"
         );
         assert_eq!(
@@ -163,7 +175,7 @@ mod tests {
                 .unwrap()
                 .try_into()
                 .unwrap();
-        let s = signable(&key, &tree_hash(&[p, c]), 3, 0);
+        let s = signable(&key, &tree_hash(&[parent, bang]), 3, 0);
         assert_eq!(
             hex(&s),
             "9fac70b50ca14efc4e91c833b204e75b8b5aad8b5881bfc0adb5ef38a3275b9c\

@@ -316,8 +316,11 @@ mod tests {
     }
 
     fn arb_node() -> impl Strategy<Value = Node> {
-        (0u64..1 << 40, 0u64..1 << 40, any::<[u8; 32]>())
-            .prop_map(|(index, size, hash)| Node { index, size, hash })
+        (0u64..1 << 40, 0u64..1 << 40, any::<[u8; 32]>()).prop_map(|(index, size, hash)| Node {
+            index,
+            size,
+            hash,
+        })
     }
 
     proptest! {

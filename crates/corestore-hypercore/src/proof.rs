@@ -203,7 +203,15 @@ impl ProofPlan {
             }),
             None => None,
         };
-        Ok(Data { request: request_id, fork: self.fork, block, hash, seek: None, upgrade, manifest })
+        Ok(Data {
+            request: request_id,
+            fork: self.fork,
+            block,
+            hash,
+            seek: None,
+            upgrade,
+            manifest,
+        })
     }
 }
 

@@ -52,9 +52,7 @@ impl MultiSignature {
         let mut d = Decoder::new(bytes);
         let n = d.array_len(66)?;
         let proofs = (0..n)
-            .map(|_| {
-                Ok(SignerProof { signer: d.uint()?, signature: d.fixed()?, patch: d.uint()? })
-            })
+            .map(|_| Ok(SignerProof { signer: d.uint()?, signature: d.fixed()?, patch: d.uint()? }))
             .collect::<Result<_, DecodeError>>()?;
         Ok(Self { proofs, patch: hash::decode_nodes(&mut d)? })
     }
@@ -157,9 +155,10 @@ impl Verifier {
     pub fn verify(&self, tree: &SignedTree, signature: &[u8]) -> bool {
         if self.version == 0 {
             if self.compat || (!self.allow_patch && self.signers.len() == 1) {
-                return self.signers.first().is_some_and(|s| {
-                    s.public_key.verify(&self.signable(s, tree), signature)
-                });
+                return self
+                    .signers
+                    .first()
+                    .is_some_and(|s| s.public_key.verify(&self.signable(s, tree), signature));
             }
             return MultiSignature::decode_v0(signature).is_ok_and(|m| self.verify_multi(tree, &m));
         }
@@ -228,7 +227,10 @@ mod tests {
         let kp = KeyPair::from_seed(&[1; 32]);
         let manifest = Manifest::single_signer(kp.public_key());
         let key = manifest.hash();
-        assert_eq!(key.to_hex(), "d8c3a0597903b28d751c6e0b7107775e388ec5a3cf669bdd1e7ec41b8b8f6e72");
+        assert_eq!(
+            key.to_hex(),
+            "d8c3a0597903b28d751c6e0b7107775e388ec5a3cf669bdd1e7ec41b8b8f6e72"
+        );
         let v = Verifier::new(key, &manifest);
         let sig = v.sign(&kp, &vector_tree()).unwrap();
         assert_eq!(

@@ -189,7 +189,9 @@ impl<'a> NodeQueue<'a> {
                 self.i += 1;
                 Ok(n)
             }
-            other => Err(VerifyError::UnexpectedNode { expected: index, got: other.map(|n| n.index) }),
+            other => {
+                Err(VerifyError::UnexpectedNode { expected: index, got: other.map(|n| n.index) })
+            }
         }
     }
 }
@@ -315,7 +317,10 @@ fn verify_upgrade(
     for &node in extra.get(i..).unwrap_or_default() {
         while node.index != ite.index {
             if ite.factor <= 2 {
-                return Err(VerifyError::UnexpectedNode { expected: ite.index, got: Some(node.index) });
+                return Err(VerifyError::UnexpectedNode {
+                    expected: ite.index,
+                    got: Some(node.index),
+                });
             }
             ite.left_child();
         }
@@ -337,8 +342,7 @@ pub fn verify(data: Data, tree: &TrustedTree<'_>) -> Result<PendingProof, Verify
     let mut learned = None;
     if let Some(up) = &data.upgrade {
         let manifest = match (tree.manifest, &data.manifest) {
-            (Some(m), _) => m.clone(),
-            (None, Some(m)) => m.clone(),
+            (Some(m), _) | (None, Some(m)) => m.clone(),
             // Compat default, as hypercore does for a core known only by its key.
             (None, None) => Manifest::single_signer(PublicKey::from_bytes(tree.key.to_bytes())),
         };
@@ -367,23 +371,30 @@ pub fn verify(data: Data, tree: &TrustedTree<'_>) -> Result<PendingProof, Verify
             let signed = SignedTree { tree_hash, length: batch.tree.length, fork: data.fork };
             let signature = up.signature.clone().ok_or(VerifyError::MissingSignature)?;
             if !verifier.verify(&signed, &signature) {
-                return Err(VerifyError::InvalidSignature { length: batch.tree.length, fork: data.fork });
-            }
-            if batch.tree.length > tree.length {
-                upgrade = Some(UpgradedHead {
-                    fork: data.fork,
+                return Err(VerifyError::InvalidSignature {
                     length: batch.tree.length,
-                    byte_length: batch.tree.byte_length,
-                    roots: batch.tree.roots,
-                    tree_hash,
-                    signature,
+                    fork: data.fork,
                 });
-            } else if batch.tree.length == tree.length {
-                if batch.tree.roots != tree.roots {
+            }
+            match batch.tree.length.cmp(&tree.length) {
+                std::cmp::Ordering::Greater => {
+                    upgrade = Some(UpgradedHead {
+                        fork: data.fork,
+                        length: batch.tree.length,
+                        byte_length: batch.tree.byte_length,
+                        roots: batch.tree.roots,
+                        tree_hash,
+                        signature,
+                    });
+                }
+                std::cmp::Ordering::Equal if batch.tree.roots != tree.roots => {
                     return Err(VerifyError::Conflict { length: batch.tree.length });
                 }
-            } else {
-                checks.extend(batch.tree.roots.into_iter().map(|r| (r, true)));
+                std::cmp::Ordering::Equal => {}
+                // A shorter signed tree must agree with the trusted stored roots.
+                std::cmp::Ordering::Less => {
+                    checks.extend(batch.tree.roots.into_iter().map(|r| (r, true)));
+                }
             }
         }
     } else if tree.manifest.is_none() {

@@ -53,7 +53,8 @@ async fn pair(rng: &mut StdRng, count: usize) -> Pair {
         batches.push(n);
         left -= n;
     }
-    let mut rust = Hypercore::create(&memory().await, KeyPair::from_seed(&seed), None).await.unwrap();
+    let mut rust =
+        Hypercore::create(&memory().await, KeyPair::from_seed(&seed), None).await.unwrap();
     let mut at = 0;
     for &n in &batches {
         rust.append(&blocks[at..at + n as usize]).await.unwrap();
@@ -82,7 +83,8 @@ async fn download(source: &Hypercore, rng: &mut StdRng) -> (Vec<Request>, Vec<Da
     let length = source.length();
     let mut requests = Vec::new();
     let mut first = upgrade_request(&r, 1, rng.gen_range(1..=length), true);
-    first.block = Some(NodeRequest { index: rng.gen_range(0..first.upgrade.unwrap().length), nodes: 0 });
+    first.block =
+        Some(NodeRequest { index: rng.gen_range(0..first.upgrade.unwrap().length), nodes: 0 });
     requests.push(first);
     let mut proofs = Vec::new();
     for id in 1..25u64 {
@@ -121,7 +123,8 @@ async fn node_written_core_verifies_and_matches_rust() {
 
         // Rust rebuilds the JavaScript tree from the blocks and verifies its signature.
         let key: CoreKey = js["key"].as_str().unwrap().parse().unwrap();
-        let manifest = Manifest::decode(&hex::decode(js["manifest"].as_str().unwrap()).unwrap()).unwrap();
+        let manifest =
+            Manifest::decode(&hex::decode(js["manifest"].as_str().unwrap()).unwrap()).unwrap();
         assert_eq!(manifest.hash(), key);
         assert_eq!(key.discovery_key().to_hex(), js["discoveryKey"]);
         let mut tree = Tree::default();
@@ -161,7 +164,10 @@ async fn node_written_core_verifies_and_matches_rust() {
             let applied = r.receive(data).await.unwrap();
             if let Some(b) = req.block {
                 assert_eq!(applied.block, Some(b.index));
-                assert_eq!(r.get(b.index).await.unwrap().as_ref(), Some(&p.blocks[b.index as usize]));
+                assert_eq!(
+                    r.get(b.index).await.unwrap().as_ref(),
+                    Some(&p.blocks[b.index as usize])
+                );
             }
         }
         assert_eq!((r.length(), r.tree_hash()), (p.rust.length(), p.rust.tree_hash()));
@@ -185,7 +191,8 @@ async fn rust_proofs_verify_in_node() {
             &["verify"],
             &json!({ "key": p.rust.key().to_hex(), "manifest": null, "proofs": input }),
         );
-        for ((r, d), result) in requests.iter().zip(&proofs).zip(out["results"].as_array().unwrap()) {
+        for ((r, d), result) in requests.iter().zip(&proofs).zip(out["results"].as_array().unwrap())
+        {
             assert_eq!(result["ok"], true, "{r:?}: {result}");
             assert_eq!(result["length"], p.rust.length());
             let value = d.block.as_ref().map(|b| hex::encode(&b.value));
@@ -196,8 +203,12 @@ async fn rust_proofs_verify_in_node() {
         if let Some(b) = bad.block.as_mut() {
             b.value.push(1);
         }
-        let mut input = vec![json!({ "request": request_json(&requests[0]), "data": hex::encode(proofs[0].encode()) })];
-        input.push(json!({ "request": request_json(&requests[1]), "data": hex::encode(bad.encode()) }));
+        let mut input = vec![
+            json!({ "request": request_json(&requests[0]), "data": hex::encode(proofs[0].encode()) }),
+        ];
+        input.push(
+            json!({ "request": request_json(&requests[1]), "data": hex::encode(bad.encode()) }),
+        );
         let out = node.run_json(
             "hypercore-oracle.js",
             &["verify"],

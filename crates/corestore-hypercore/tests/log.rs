@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use common::{block, block_request, memory, replica, upgrade_request, writer};
 use corestore_hypercore::{
     flat, tree_hash, verify, AppendError, Data, Hypercore, NodeRequest, Request, SignedTree,
-    TrustedTree, TruncateError, UpgradeRequest, Verifier,
+    TruncateError, TrustedTree, UpgradeRequest, Verifier,
 };
 use corestore_keys::KeyPair;
 use corestore_storage::{MemoryStorage, Storage, StorageBackend, WriteBatch};
@@ -61,7 +61,8 @@ async fn reopen_gives_the_same_state() {
     drop(r);
 
     let storage = Storage::open(backend.clone()).await.unwrap();
-    let mut again = Hypercore::open_existing(&storage, core.discovery_key()).await.unwrap().unwrap();
+    let mut again =
+        Hypercore::open_existing(&storage, core.discovery_key()).await.unwrap().unwrap();
     assert!(again.is_writable(), "the secret key is stored");
     assert_eq!(
         (again.length(), again.byte_length(), again.tree_hash(), again.signature().to_vec()),
@@ -81,9 +82,7 @@ async fn reopen_gives_the_same_state() {
         .await
         .unwrap();
     for i in [0, 3, 700, 1000] {
-        r.receive(again.create_proof(&block_request(&r, 1, i).await).await.unwrap())
-            .await
-            .unwrap();
+        r.receive(again.create_proof(&block_request(&r, 1, i).await).await.unwrap()).await.unwrap();
     }
     let expected = (r.length(), r.tree_hash(), r.contiguous_length());
     let r2 = Hypercore::open(&Storage::open(rb).await.unwrap(), *again.key(), None).await.unwrap();
@@ -114,11 +113,15 @@ async fn truncate_bumps_the_fork_and_proofs_follow() {
     core.append(&[b"new"]).await.unwrap();
     assert_eq!(core.get(37).await.unwrap().as_deref(), Some(&b"new"[..]));
 
-    let reopened = Hypercore::open_existing(&Storage::open(backend).await.unwrap(), core.discovery_key())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((reopened.length(), reopened.fork(), reopened.tree_hash()), (38, 1, core.tree_hash()));
+    let reopened =
+        Hypercore::open_existing(&Storage::open(backend).await.unwrap(), core.discovery_key())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        (reopened.length(), reopened.fork(), reopened.tree_hash()),
+        (38, 1, core.tree_hash())
+    );
 
     let mut r = replica(&core, true).await;
     let mut req = upgrade_request(&r, 1, 38, false);
@@ -162,19 +165,15 @@ impl StorageBackend for CrashAfter {
 /// present block verifies against the signed tree (as a peer knowing only the key would see it).
 async fn assert_verifiable(core: &Hypercore) {
     let verifier = Verifier::new(*core.key(), core.manifest().unwrap());
-    let signed = SignedTree { tree_hash: core.tree_hash(), length: core.length(), fork: core.fork() };
+    let signed =
+        SignedTree { tree_hash: core.tree_hash(), length: core.length(), fork: core.fork() };
     assert!(core.length() == 0 || verifier.verify(&signed, core.signature()));
     assert_eq!(tree_hash(core.roots()), core.tree_hash());
     if core.length() == 0 {
         return;
     }
-    let empty = TrustedTree {
-        key: core.key(),
-        manifest: None,
-        fork: core.fork(),
-        length: 0,
-        roots: &[],
-    };
+    let empty =
+        TrustedTree { key: core.key(), manifest: None, fork: core.fork(), length: 0, roots: &[] };
     let req = Request {
         upgrade: Some(UpgradeRequest { start: 0, length: core.length() }),
         manifest: true,
@@ -214,10 +213,11 @@ async fn a_crash_between_batches_leaves_a_verifiable_core() {
         let backend: Arc<dyn StorageBackend> =
             Arc::new(CrashAfter { inner: inner.clone(), left: AtomicU64::new(crash_at) });
         let storage = Storage::open(backend).await.unwrap();
-        let mut core = Hypercore::create(&storage, KeyPair::from_seed(&[7; 32]), None).await.unwrap();
+        let mut core =
+            Hypercore::create(&storage, KeyPair::from_seed(&[7; 32]), None).await.unwrap();
         let mut acknowledged = 0;
         for round in 0..10u64 {
-            let blocks: Vec<Vec<u8>> = (acknowledged..acknowledged + round + 1).map(block).collect();
+            let blocks: Vec<Vec<u8>> = (acknowledged..=acknowledged + round).map(block).collect();
             let failed = if round == 6 {
                 core.truncate(acknowledged / 2).await.is_err()
             } else {
@@ -233,7 +233,8 @@ async fn a_crash_between_batches_leaves_a_verifiable_core() {
         // "Restart": reopen from what reached the inner backend.
         let inner: Arc<dyn StorageBackend> = inner;
         let storage = Storage::open(inner).await.unwrap();
-        let Some(reopened) = Hypercore::open_existing(&storage, core.discovery_key()).await.unwrap()
+        let Some(reopened) =
+            Hypercore::open_existing(&storage, core.discovery_key()).await.unwrap()
         else {
             continue; // crashed before the core was created
         };

@@ -5,8 +5,7 @@ mod common;
 
 use common::{block, block_request, memory, missing_nodes, replica, upgrade_request, writer};
 use corestore_hypercore::{
-    Data, Hypercore, NodeRequest, ReceiveError, Request, UpgradeRequest, VerifiedProof,
-    VerifyError,
+    Data, Hypercore, NodeRequest, ReceiveError, Request, UpgradeRequest, VerifiedProof, VerifyError,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -28,7 +27,8 @@ async fn random_requests_verify_on_a_sparse_replica() {
     let mut rng = StdRng::seed_from_u64(7);
     for round in 0..40u64 {
         let length = rng.gen_range(1..200);
-        let source = writer(&memory().await, 1 + (round % 5) as u8, length, rng.gen_range(1..20)).await;
+        let source =
+            writer(&memory().await, 1 + (round % 5) as u8, length, rng.gen_range(1..20)).await;
         let mut r = replica(&source, round % 2 == 0).await;
 
         // Grow in one or two upgrades, sometimes with a block merged into the upgrade.
@@ -180,7 +180,10 @@ async fn block_proofs_need_trusted_nodes() {
     let mut r = replica(&source, true).await;
     // Without an upgrade the replica trusts nothing yet.
     let data = source
-        .create_proof(&Request { block: Some(NodeRequest { index: 3, nodes: 2 }), ..Request::default() })
+        .create_proof(&Request {
+            block: Some(NodeRequest { index: 3, nodes: 2 }),
+            ..Request::default()
+        })
         .await
         .unwrap();
     assert!(matches!(r.verify(data.clone()).await, Err(ReceiveError::Invalid(_))));
@@ -202,7 +205,10 @@ async fn block_proofs_need_trusted_nodes() {
     // Stale: a verified upgrade cannot be applied after the core moved on.
     let mut source = source;
     source.append(&[b"x"]).await.unwrap();
-    let up1 = r.verify(source.create_proof(&upgrade_request(&r, 1, 17, false)).await.unwrap()).await.unwrap();
+    let up1 = r
+        .verify(source.create_proof(&upgrade_request(&r, 1, 17, false)).await.unwrap())
+        .await
+        .unwrap();
     let up2 = up1.clone();
     r.apply(up1).await.unwrap();
     assert!(matches!(r.apply(up2).await, Err(ReceiveError::Stale)));

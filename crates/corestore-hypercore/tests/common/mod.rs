@@ -53,7 +53,12 @@ pub async fn missing_nodes(core: &Hypercore, index: u64) -> u64 {
 /// A block request with the number of nodes the replica needs.
 pub async fn block_request(core: &Hypercore, id: u64, index: u64) -> Request {
     let nodes = missing_nodes(core, index).await;
-    Request { id, fork: core.fork(), block: Some(NodeRequest { index, nodes }), ..Request::default() }
+    Request {
+        id,
+        fork: core.fork(),
+        block: Some(NodeRequest { index, nodes }),
+        ..Request::default()
+    }
 }
 
 /// An upgrade request from the replica's length to `length`.
