@@ -88,15 +88,29 @@ impl WriteBatch {
 
 /// An ordered key-value engine with atomic batches.
 ///
-/// Keys and values are arbitrary bytes; keys order byte-wise (lexicographically). Failures are
-/// `io::Error`s only: what a record means is the business of the [`crate::Storage`] schema above.
+/// Keys and values are arbitrary bytes (the empty key included); keys order byte-wise
+/// (lexicographically). Failures are `io::Error`s only: what a record means is the business of
+/// the [`crate::Storage`] schema above, which never asks a backend to interpret bytes.
+///
+/// Implementations are shared (`Arc<dyn StorageBackend>`) and called concurrently: every method
+/// takes `&self`, and each call must behave as if it ran alone (a reader never sees half of a
+/// batch). Methods may run blocking work inline when it is short (microseconds); longer work
+/// (an `fsync`, a compaction) belongs on a blocking pool. `examples/btree_backend.rs` is a
+/// complete implementation in under 100 lines.
 #[async_trait]
 pub trait StorageBackend: Debug + Send + Sync + 'static {
-    /// The value of `key`, or `None`. Reflects every batch whose [`StorageBackend::write`]
-    /// returned `Ok`.
+    /// The value of `key`, or `None`.
+    ///
+    /// Reflects every batch whose [`StorageBackend::write`] returned `Ok` before this call
+    /// started (read-your-writes), and no part of a batch still being written.
     async fn get(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>>;
 
-    /// Up to `limit` entries with `start <= key < end`, in ascending key order.
+    /// Up to `limit` entries with `start <= key < end`, in strictly ascending key order.
+    ///
+    /// An empty or inverted range (`start >= end`) and `limit == 0` return an empty `Vec`, never
+    /// an error or a panic. Like [`StorageBackend::get`], the result reflects every batch
+    /// acknowledged before the call. Callers page through large ranges by calling again from
+    /// just after the last key returned, so `limit` must be honoured exactly.
     async fn scan(
         &self,
         start: &[u8],
@@ -105,11 +119,17 @@ pub trait StorageBackend: Debug + Send + Sync + 'static {
     ) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
     /// Applies `batch` atomically: after a crash at any moment, either every operation of the
-    /// batch is visible or none is. Later operations in a batch win over earlier ones. Visible to
-    /// readers once this returns `Ok`; durable only after a following [`StorageBackend::flush`].
+    /// batch is visible or none is, and concurrent readers see it all at once. Operations apply
+    /// in order, so later operations win over earlier ones (a put after a range delete of the
+    /// same key survives it). A range delete with `start >= end` does nothing.
+    ///
+    /// Visible to readers once this returns `Ok`; durable only after a following
+    /// [`StorageBackend::flush`]. On `Err` the batch must not be visible (all or nothing holds
+    /// for failures too); the caller may retry it.
     async fn write(&self, batch: WriteBatch) -> io::Result<()>;
 
-    /// Makes every batch written before this call durable: it survives a process crash or power
-    /// loss once this returns `Ok`.
+    /// Makes every batch acknowledged before this call durable: it survives a process crash
+    /// (`kill -9`) and power loss once this returns `Ok`. On `Err` nothing is promised about
+    /// durability, and a backend may refuse further writes until it is reopened.
     async fn flush(&self) -> io::Result<()>;
 }

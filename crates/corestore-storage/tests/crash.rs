@@ -4,6 +4,7 @@
 //!
 //! 20 trials by default; set `CORESTORE_CRASH_TRIALS=100` (or more) for a longer run and
 //! `CORESTORE_CRASH_SEED` to replay one.
+#![cfg(unix)] // DiskStorage is Unix-only.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;

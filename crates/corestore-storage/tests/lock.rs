@@ -1,5 +1,6 @@
 //! Store directory safety: a second process is refused with "store is locked by another process",
 //! and a store holding another primary key is refused with "another corestore is stored here".
+#![cfg(unix)] // DiskStorage is Unix-only.
 
 use std::process::Command;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Property tests run against every shipped backend through one generic harness: random batches
 //! against a `BTreeMap` model (gets, bounded scans, range deletes, reopen), and schema round trips
 //! with index-ordered scans.
+#![cfg(unix)] // DiskStorage is Unix-only.
 
 use std::collections::BTreeMap;
 use std::future::Future;

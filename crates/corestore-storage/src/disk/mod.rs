@@ -285,23 +285,44 @@ impl Inner {
     fn compact(&self) -> io::Result<()> {
         let mut writer = self.lock_writer()?;
         let scratch = self.dir.join(COMPACT_FILE);
-        let new =
-            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&scratch)?;
-        // Writers are excluded by the writer lock, so the index cannot change under us; readers
-        // go on reading the old file.
-        let (index, end) = {
-            let state = self.read_state();
-            log::rewrite(&state.file, &state.index, &new, COMPACT_CHUNK)?
+        let written = (|| {
+            let new = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&scratch)?;
+            // Writers are excluded by the writer lock, so the index cannot change under us;
+            // readers go on reading the old file.
+            let (index, end) = {
+                let state = self.read_state();
+                log::rewrite(&state.file, &state.index, &new, COMPACT_CHUNK)?
+            };
+            new.sync_all()?;
+            Ok::<_, io::Error>((new, index, end))
+        })();
+        let (new, index, end) = match written {
+            Ok(written) => written,
+            Err(e) => {
+                // The log is untouched; the scratch file is reclaimed now or on the next open.
+                let _ = std::fs::remove_file(&scratch);
+                return Err(e);
+            }
         };
-        new.sync_all()?;
-        std::fs::rename(&scratch, self.dir.join(LOG_FILE))?;
-        sync_dir(&self.dir)?;
+        if let Err(e) = std::fs::rename(&scratch, self.dir.join(LOG_FILE)) {
+            let _ = std::fs::remove_file(&scratch);
+            return Err(e);
+        }
+        // From here the new file is the log: switch to it whatever happens next.
+        let dir_synced = sync_dir(&self.dir);
         let new = Arc::new(new);
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         *state = State { file: new.clone(), index };
-        *writer = Writer { file: new, end, broken: false };
+        // If the rename may not be durable, a crash could bring the old log back without the
+        // appends that follow: refuse them.
+        *writer = Writer { file: new, end, broken: dir_synced.is_err() };
         self.compactions.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        dir_synced
     }
 }
 
@@ -360,7 +381,11 @@ impl StorageBackend for DiskStorage {
 
     async fn write(&self, batch: WriteBatch) -> io::Result<()> {
         if self.inner.write(batch)? {
-            self.compact().await?;
+            // The batch is in; a failed compaction leaves the log valid and is retried after
+            // the next write, so it is not this write's error.
+            if let Err(error) = self.compact().await {
+                tracing::warn!(%error, dir = %self.inner.dir.display(), "log compaction failed");
+            }
         }
         Ok(())
     }
