@@ -489,7 +489,10 @@ impl Hypercore {
         let (key_pair, verifier) = self.writer().ok_or(TruncateError::NotWritable)?;
         tree.signature = verifier.sign(key_pair, &tree.signed())?;
 
+        // The head goes first: a backend that tore this batch would still leave a verifiable
+        // core (the new roots are below the new head and never deleted).
         let mut batch = self.storage.batch();
+        Self::put_head(&mut batch, &tree, tree_hash);
         batch.delete_blocks(length, old).delete_tree_nodes(2 * length, 2 * old);
         if length > 0 {
             // Parents left of the new head whose subtree reaches past it are stale.
@@ -502,7 +505,6 @@ impl Hypercore {
                 ite.parent();
             }
         }
-        Self::put_head(&mut batch, &tree, tree_hash);
         let staged = self.bitfield.stage(length, old, false);
         for (page, bytes) in staged.encoded() {
             batch.put_bitfield_page(page, &bytes);
@@ -599,7 +601,6 @@ impl Hypercore {
                 signature: up.signature.clone(),
             };
             tree_hash = up.tree_hash;
-            Self::put_head(&mut batch, &tree, tree_hash);
         }
         for n in &proof.nodes {
             batch.put_tree_node(n.index, &stored(n));
@@ -630,6 +631,10 @@ impl Hypercore {
                 }
                 staged = Some(s);
             }
+        }
+        if proof.upgrade.is_some() {
+            // After the nodes: even a torn batch never leaves a head without its roots.
+            Self::put_head(&mut batch, &tree, tree_hash);
         }
         if contiguous != self.contiguous_length {
             batch.put_hints(Hints { contiguous_length: contiguous });

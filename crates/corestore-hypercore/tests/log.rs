@@ -13,7 +13,9 @@ use corestore_hypercore::{
     TruncateError, TrustedTree, UpgradeRequest, Verifier,
 };
 use corestore_keys::KeyPair;
-use corestore_storage::{MemoryStorage, Storage, StorageBackend, WriteBatch};
+use corestore_storage::{
+    DiskStorage, FaultyStorage, MemoryStorage, Storage, StorageBackend, WriteBatch,
+};
 
 #[tokio::test]
 async fn append_get_and_lengths() {
@@ -242,4 +244,76 @@ async fn a_crash_between_batches_leaves_a_verifiable_core() {
         assert_eq!(reopened.tree_hash(), core.tree_hash());
         assert_verifiable(&reopened).await;
     }
+}
+
+/// The storage crate's fault injector: failed writes (a crash between batches) and torn batches
+/// (a backend breaking atomicity) both reopen into a verifiable core.
+#[tokio::test]
+async fn faulty_storage_never_leaves_an_unverifiable_core() {
+    for torn in [false, true] {
+        for fault_at in 0..9u64 {
+            for keep in 0..6usize {
+                if !torn && keep > 0 {
+                    continue;
+                }
+                let inner: Arc<dyn StorageBackend> = Arc::new(MemoryStorage::new());
+                let faulty = Arc::new(FaultyStorage::new(inner.clone()));
+                let backend: Arc<dyn StorageBackend> = faulty.clone();
+                let storage = Storage::open(backend).await.unwrap();
+                let mut core =
+                    Hypercore::create(&storage, KeyPair::from_seed(&[8; 32]), None).await.unwrap();
+                if torn {
+                    faulty.tear_write_after(fault_at, keep);
+                } else {
+                    faulty.fail_write_after(fault_at);
+                }
+                let mut acknowledged = (0, tree_hash(&[]));
+                for round in 0..9u64 {
+                    let failed = if round == 5 {
+                        core.truncate(core.length() / 3).await.is_err()
+                    } else {
+                        let start = core.length();
+                        let blocks: Vec<Vec<u8>> = (start..=start + round).map(block).collect();
+                        core.append(&blocks).await.is_err()
+                    };
+                    if failed {
+                        break;
+                    }
+                    acknowledged = (core.length(), core.tree_hash());
+                }
+                assert_eq!((core.length(), core.tree_hash()), acknowledged);
+                let storage = Storage::open(inner).await.unwrap();
+                let reopened = Hypercore::open_existing(&storage, core.discovery_key())
+                    .await
+                    .unwrap_or_else(|e| panic!("torn {torn} at {fault_at}/{keep}: {e}"))
+                    .unwrap();
+                if !torn {
+                    assert_eq!((reopened.length(), reopened.tree_hash()), acknowledged);
+                }
+                assert_verifiable(&reopened).await;
+            }
+        }
+    }
+}
+
+/// The default disk backend: a core reopens from disk with the same state.
+#[tokio::test]
+async fn disk_reopen_gives_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dk, expected) = {
+        let backend: Arc<dyn StorageBackend> = Arc::new(DiskStorage::open(dir.path()).unwrap());
+        let storage = Storage::open(backend).await.unwrap();
+        let mut core = writer(&storage, 9, 300, 7).await;
+        core.truncate(200).await.unwrap();
+        core.append(&[b"after truncate"]).await.unwrap();
+        core.flush().await.unwrap();
+        (*core.discovery_key(), (core.length(), core.fork(), core.tree_hash(), core.byte_length()))
+    };
+    let backend: Arc<dyn StorageBackend> = Arc::new(DiskStorage::open(dir.path()).unwrap());
+    let storage = Storage::open(backend).await.unwrap();
+    let core = Hypercore::open_existing(&storage, &dk).await.unwrap().unwrap();
+    assert_eq!((core.length(), core.fork(), core.tree_hash(), core.byte_length()), expected);
+    assert_eq!(core.get(200).await.unwrap().as_deref(), Some(&b"after truncate"[..]));
+    assert_eq!(core.get(199).await.unwrap(), Some(block(199)));
+    assert_verifiable(&core).await;
 }
