@@ -21,6 +21,12 @@
 //! are ascending and bounded, a batch is all-or-nothing across a crash, and `flush` makes every
 //! earlier batch durable.
 //!
+//! # Testing the layers above
+//! Wrap any backend in [`FaultyStorage`] to fail the Nth write or flush, or to tear a batch (a
+//! model of a broken backend). The crate's own `tests/crash.rs` kills a writer process with
+//! SIGKILL at random moments and checks every acknowledged batch after reopening: 20 trials by
+//! default, more with `CORESTORE_CRASH_TRIALS=100`.
+//!
 //! # Why this disk backend
 //! Candidates were measured through this schema on the 2-core development machine (one run,
 //! 2026-11-25; full table and method in `benches/README.md`): 100,000 blocks of 1 KiB written

@@ -143,6 +143,9 @@ impl std::fmt::Debug for DiskStorage {
 impl DiskStorage {
     /// Opens (creating if needed) the store in directory `path`, locks it, and replays its log.
     /// A torn tail left by a crash is cut off.
+    ///
+    /// This blocks while the log is read (about the log size at disk or page-cache speed); in
+    /// an async context with a large store, call it through `spawn_blocking`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, DiskError> {
         Self::open_with(path, DiskOptions::default())
     }
@@ -466,6 +469,38 @@ mod tests {
         ));
         std::fs::write(dir.path().join(LOG_FILE), b"something else entirely").unwrap();
         assert!(matches!(DiskStorage::open(dir.path()), Err(DiskError::NotALog { .. })));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_never_see_half_a_batch_even_across_compactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let s =
+            DiskStorage::open_with(dir.path(), DiskOptions::default().compact_min_len(64 << 10))
+                .unwrap();
+        let writer = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for n in 0u32..2000 {
+                    let v = n.to_be_bytes().repeat(64);
+                    s.write(batch(&[(b"a", Some(&v)), (b"b", Some(&v)), (b"c", Some(&v))]))
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let mut last = Vec::new();
+        while !writer.is_finished() {
+            let rows = s.scan(b"a", b"d", 10).await.unwrap();
+            if let Some((_, first)) = rows.first() {
+                assert_eq!(rows.len(), 3);
+                assert!(rows.iter().all(|(_, v)| v == first), "a torn batch was visible");
+                assert!(*first >= last, "a read went back in time");
+                last.clone_from(first);
+            }
+            tokio::task::yield_now().await;
+        }
+        writer.await.unwrap();
+        assert!(s.compactions() > 0);
     }
 
     #[tokio::test]
