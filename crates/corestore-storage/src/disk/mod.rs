@@ -172,16 +172,23 @@ impl DiskStorage {
             Err(e) => return Err(e.into()),
         }
         let log_path = dir.join(LOG_FILE);
-        let file = match OpenOptions::new().read(true).write(true).create_new(true).open(&log_path)
-        {
-            Ok(file) => {
+        let file = match OpenOptions::new().read(true).write(true).open(&log_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // A new log appears whole or not at all: header written and synced aside, then
+                // renamed into place (the scratch name is the compaction one, cleared above).
+                let scratch = dir.join(COMPACT_FILE);
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&scratch)?;
                 file.write_all_at(&log::header(), 0)?;
                 file.sync_all()?;
+                std::fs::rename(&scratch, &log_path)?;
                 sync_dir(&dir)?;
                 file
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                OpenOptions::new().read(true).write(true).open(&log_path)?
             }
             Err(e) => return Err(e.into()),
         };
