@@ -200,7 +200,16 @@ impl DiskStorage {
             }
             Replay::Corrupt { offset } => return Err(DiskError::Corrupt { offset }),
         };
-        if file.metadata()?.len() != end {
+        let file_len = file.metadata()?.len();
+        if file_len != end {
+            // Only an unflushed tail can be torn by a crash; more than that means damage, which
+            // a checksummed log can detect but not repair.
+            tracing::warn!(
+                dir = %dir.display(),
+                kept = end,
+                dropped = file_len - end,
+                "cut a torn or damaged tail off the store log"
+            );
             file.set_len(end)?;
             file.sync_all()?;
         }
