@@ -535,7 +535,14 @@ impl Hypercore {
             }
         }
         let prologue = self.verifier.as_ref().and_then(Verifier::prologue);
-        let plan = ProofPlan::new(request, self.tree.fork, self.tree.length, prologue)?;
+        let seek_root =
+            match (ProofPlan::seek_target(request, self.tree.length, prologue)?, request.seek) {
+                (Some(target), Some(seek)) => {
+                    Some(self.resolve_seek(target, seek.bytes, seek.padding).await?)
+                }
+                _ => None,
+            };
+        let plan = ProofPlan::new(request, self.tree.fork, self.tree.length, prologue, seek_root)?;
         let mut nodes = HashMap::new();
         for index in plan.indexes() {
             if let Some(n) = self.tree_node(index).await? {

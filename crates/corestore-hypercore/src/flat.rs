@@ -118,6 +118,15 @@ impl Iter {
         }
     }
 
+    /// Number of leaves under the current node.
+    pub fn count_leaves(&self) -> u64 {
+        if self.index & 1 == 0 {
+            1
+        } else {
+            self.factor / 2
+        }
+    }
+
     /// True when the current node is a left child.
     pub fn is_left(&self) -> bool {
         self.offset & 1 == 0

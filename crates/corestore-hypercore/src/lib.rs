@@ -13,6 +13,7 @@ pub mod flat;
 mod hash;
 mod message;
 mod proof;
+mod seek;
 mod signature;
 mod tree;
 mod verify;
@@ -28,7 +29,7 @@ pub use crate::message::{
     Data, DataBlock, DataDecodeError, DataHash, DataSeek, DataUpgrade, NodeRequest, Request,
     SeekRequest, UpgradeRequest,
 };
-pub use crate::proof::{ProofError, ProofPlan};
+pub use crate::proof::{ProofError, ProofPlan, SeekTarget};
 pub use crate::signature::{MultiSignature, SignError, SignedTree, SignerProof, Verifier};
 pub use crate::tree::Tree;
 pub use crate::verify::{

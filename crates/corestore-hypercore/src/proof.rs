@@ -9,7 +9,7 @@ use corestore_keys::{Manifest, Prologue};
 
 use crate::flat::Iter;
 use crate::hash::Node;
-use crate::message::{Data, DataBlock, DataHash, DataUpgrade, Request, UpgradeRequest};
+use crate::message::{Data, DataBlock, DataHash, DataSeek, DataUpgrade, Request, UpgradeRequest};
 
 /// Why a request cannot be answered with a proof.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,14 +36,37 @@ pub enum ProofError {
     /// The block or hash cannot be proved with this upgrade (it lies beyond it).
     #[error("the block or hash request cannot be proved with the requested upgrade")]
     InvalidRequest,
-    /// Seek requests are not answered yet.
-    #[error("seek requests are not supported")]
-    SeekUnsupported,
+    /// The request has a seek but no resolved seek root was given.
+    #[error("the seek of the request was not resolved to a tree node")]
+    SeekNotResolved,
+    /// The seek's byte offset is not inside the proved subtree.
+    #[error("byte offset {bytes} cannot be sought in this tree")]
+    InvalidSeek {
+        /// The byte offset.
+        bytes: u64,
+    },
     /// A tree node the proof needs is not stored.
     #[error("tree node {index} is missing")]
     MissingNode {
         /// Its tree index.
         index: u64,
+    },
+}
+
+/// Where a seek request's byte offset must be looked up before planning (it needs stored node
+/// sizes, so the caller resolves it; see [`ProofPlan::seek_target`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTarget {
+    /// Find the node holding the byte among the full roots of `to` (hypercore `seekFromHead`).
+    FromHead {
+        /// Head (`2 · length`) of the tree to search.
+        to: u64,
+    },
+    /// Find the node holding the byte inside the subtree `root`, which must contain it
+    /// (hypercore `seekUntrustedTree`).
+    InTree {
+        /// The subtree root.
+        root: u64,
     },
 }
 
@@ -53,6 +76,7 @@ pub struct ProofPlan {
     fork: u64,
     block: Option<(u64, Vec<u64>)>,
     hash: Option<(u64, Vec<u64>)>,
+    seek: Option<(u64, Vec<u64>)>,
     upgrade: Option<(UpgradeRequest, Vec<u64>, Vec<u64>)>,
 }
 
@@ -60,6 +84,7 @@ pub struct ProofPlan {
 #[derive(Default)]
 struct Pending {
     node: Option<Vec<u64>>,
+    seek: Option<Vec<u64>>,
     upgrade: Option<Vec<u64>>,
     additional: Option<Vec<u64>>,
 }
@@ -73,76 +98,122 @@ struct Target {
     last_block: u64,
 }
 
+/// A request with the prologue applied and its ranges checked.
+struct Shape {
+    head: u64,
+    from: u64,
+    to: u64,
+    upgrade: Option<UpgradeRequest>,
+    target: Option<Target>,
+}
+
 const MAX_CLIMB: usize = 1024;
 
+fn shape(request: &Request, length: u64, prologue: Option<&Prologue>) -> Result<Shape, ProofError> {
+    let mut upgrade = request.upgrade;
+    if let (Some(p), Some(u)) = (prologue, upgrade.as_mut()) {
+        if u.start < p.length {
+            u.start = 0;
+            u.length = p.length;
+        }
+    }
+    let head = length.saturating_mul(2);
+    let from = upgrade.map_or(0, |u| u.start.saturating_mul(2));
+    let to = upgrade.map_or(head, |u| from.saturating_add(u.length.saturating_mul(2)));
+    if let Some(u) = upgrade.filter(|_| head > 0) {
+        if from >= to || to > head {
+            return Err(ProofError::InvalidUpgrade {
+                start: u.start,
+                length: u.length,
+                local_length: length,
+            });
+        }
+    }
+    let target = match (request.block, request.hash) {
+        (Some(b), _) => Some(Target {
+            has_value: true,
+            index: b.index.saturating_mul(2),
+            nodes: b.nodes,
+            last_block: b.index,
+        }),
+        (None, Some(h)) => Some(Target {
+            has_value: false,
+            index: h.index,
+            nodes: h.nodes,
+            last_block: crate::flat::right_span(h.index) / 2,
+        }),
+        (None, None) => None,
+    };
+    if request.seek.is_some() && upgrade.is_some() && target.is_some_and(|t| t.index >= from) {
+        return Err(ProofError::InvalidRequest);
+    }
+    Ok(Shape { head, from, to, upgrade, target })
+}
+
 impl ProofPlan {
+    /// For a request with a seek: where the seek's byte offset must be resolved to a tree node
+    /// (the caller's answer goes to [`ProofPlan::new`] as `seek_root`). `None` without a seek.
+    pub fn seek_target(
+        request: &Request,
+        length: u64,
+        prologue: Option<&Prologue>,
+    ) -> Result<Option<SeekTarget>, ProofError> {
+        if request.seek.is_none() || length == 0 {
+            return Ok(None);
+        }
+        let s = shape(request, length, prologue)?;
+        match (s.target, s.upgrade) {
+            (Some(t), u) if u.is_none_or(|u| t.last_block < u.start) => {
+                Ok(Some(SeekTarget::InTree { root: nodes_to_root(t.index, t.nodes, s.to)? }))
+            }
+            (_, Some(_)) => Ok(Some(SeekTarget::FromHead { to: s.to })),
+            (_, None) => Ok(None),
+        }
+    }
+
     /// Plans the answer to `request` from a tree of `length` blocks at `fork` (with the
-    /// manifest's `prologue`, if any).
+    /// manifest's `prologue`, if any). `seek_root` is the resolved [`ProofPlan::seek_target`]
+    /// when the request has a seek.
     pub fn new(
         request: &Request,
         fork: u64,
         length: u64,
         prologue: Option<&Prologue>,
+        seek_root: Option<u64>,
     ) -> Result<Self, ProofError> {
-        if request.seek.is_some() {
-            return Err(ProofError::SeekUnsupported);
-        }
-        let mut upgrade = request.upgrade;
-        if let (Some(p), Some(u)) = (prologue, upgrade.as_mut()) {
-            if u.start < p.length {
-                u.start = 0;
-                u.length = p.length;
-            }
-        }
-        let head = length.saturating_mul(2);
         let mut plan = Self { fork, ..Self::default() };
-        if head == 0 {
+        if length == 0 {
             return Ok(plan);
         }
-        let from = upgrade.map_or(0, |u| u.start.saturating_mul(2));
-        let to = upgrade.map_or(head, |u| from.saturating_add(u.length.saturating_mul(2)));
-        if let Some(u) = upgrade {
-            if from >= to || to > head {
-                return Err(ProofError::InvalidUpgrade {
-                    start: u.start,
-                    length: u.length,
-                    local_length: length,
-                });
+        let Shape { head, from, to, upgrade, target } = shape(request, length, prologue)?;
+        let seek = match (request.seek, seek_root) {
+            (Some(_), Some(root)) => Some(root),
+            (Some(_), None) if Self::seek_target(request, length, prologue)?.is_some() => {
+                return Err(ProofError::SeekNotResolved);
             }
-        }
-        let target = match (request.block, request.hash) {
-            (Some(b), _) => Some(Target {
-                has_value: true,
-                index: b.index.saturating_mul(2),
-                nodes: b.nodes,
-                last_block: b.index,
-            }),
-            (None, Some(h)) => Some(Target {
-                has_value: false,
-                index: h.index,
-                nodes: h.nodes,
-                last_block: crate::flat::right_span(h.index) / 2,
-            }),
-            (None, None) => None,
+            _ => None,
         };
-
         let mut p = Pending::default();
         let mut sub_tree = head;
-        if let Some(t) = target {
-            if upgrade.is_none_or(|u| t.last_block < u.start) {
+        match target {
+            Some(t) if upgrade.is_none_or(|u| t.last_block < u.start) => {
                 sub_tree = nodes_to_root(t.index, t.nodes, to)?;
-                block_proof(t, sub_tree, &mut p)?;
-            } else {
-                sub_tree = t.index;
+                block_and_seek_proof(Some(t), seek, seek.unwrap_or(head), sub_tree, &mut p)?;
             }
+            Some(t) if upgrade.is_some() => sub_tree = seek.unwrap_or(t.index),
+            None if upgrade.is_some() => sub_tree = seek.unwrap_or(head),
+            _ => {}
         }
         if let Some(u) = upgrade {
-            upgrade_proof(target, from, to, sub_tree, &mut p)?;
+            upgrade_proof(target, seek, from, to, sub_tree, &mut p)?;
             if head > to {
                 additional_proof(to, head, &mut p)?;
             }
             plan.upgrade =
                 Some((u, p.upgrade.take().unwrap_or_default(), p.additional.unwrap_or_default()));
+        }
+        if let (Some(s), Some(nodes)) = (request.seek, p.seek) {
+            plan.seek = Some((s.bytes, nodes));
         }
         match (request.block, request.hash, p.node) {
             (Some(b), _, Some(nodes)) => plan.block = Some((b.index, nodes)),
@@ -162,8 +233,9 @@ impl ProofPlan {
     pub fn indexes(&self) -> impl Iterator<Item = u64> + '_ {
         let block = self.block.iter().flat_map(|(_, n)| n.iter());
         let hash = self.hash.iter().flat_map(|(_, n)| n.iter());
+        let seek = self.seek.iter().flat_map(|(_, n)| n.iter());
         let upgrade = self.upgrade.iter().flat_map(|(_, a, b)| a.iter().chain(b.iter()));
-        block.chain(hash).chain(upgrade).copied()
+        block.chain(hash).chain(seek).chain(upgrade).copied()
     }
 
     /// Builds the `data` message: `lookup` gives tree nodes, `value` the block bytes (when
@@ -193,6 +265,10 @@ impl ProofPlan {
             Some((index, n)) => Some(DataHash { index, nodes: nodes(n)? }),
             None => None,
         };
+        let seek = match self.seek {
+            Some((bytes, n)) => Some(DataSeek { bytes, nodes: nodes(n)? }),
+            None => None,
+        };
         let upgrade = match self.upgrade {
             Some((u, n, a)) => Some(DataUpgrade {
                 start: u.start,
@@ -203,15 +279,7 @@ impl ProofPlan {
             }),
             None => None,
         };
-        Ok(Data {
-            request: request_id,
-            fork: self.fork,
-            block,
-            hash,
-            seek: None,
-            upgrade,
-            manifest,
-        })
+        Ok(Data { request: request_id, fork: self.fork, block, hash, seek, upgrade, manifest })
     }
 }
 
@@ -226,7 +294,30 @@ fn nodes_to_root(index: u64, nodes: u64, head: u64) -> Result<u64, ProofError> {
     Ok(ite.index)
 }
 
-fn block_proof(t: Target, root: u64, p: &mut Pending) -> Result<(), ProofError> {
+fn seek_proof(seek_root: u64, root: u64, p: &mut Pending) -> Result<(), ProofError> {
+    let mut ite = Iter::new(seek_root);
+    let mut out = vec![ite.index];
+    let mut steps = 0;
+    while ite.index != root {
+        steps += 1;
+        if steps > MAX_CLIMB {
+            return Err(ProofError::InvalidRequest);
+        }
+        out.push(ite.sibling());
+        ite.parent();
+    }
+    p.seek = Some(out);
+    Ok(())
+}
+
+fn block_and_seek_proof(
+    target: Option<Target>,
+    seek: Option<u64>,
+    seek_root: u64,
+    root: u64,
+    p: &mut Pending,
+) -> Result<(), ProofError> {
+    let Some(t) = target else { return seek_proof(seek_root, root, p) };
     let mut ite = Iter::new(t.index);
     let mut out = Vec::new();
     if !t.has_value {
@@ -238,7 +329,12 @@ fn block_proof(t: Target, root: u64, p: &mut Pending) -> Result<(), ProofError> 
         if steps > MAX_CLIMB {
             return Err(ProofError::NodesOutOfBounds { index: t.index, nodes: t.nodes });
         }
-        out.push(ite.sibling());
+        ite.sibling();
+        if seek.is_some() && ite.contains(seek_root) && ite.index != seek_root {
+            seek_proof(seek_root, ite.index, p)?;
+        } else {
+            out.push(ite.index);
+        }
         ite.parent();
     }
     p.node = Some(out);
@@ -247,6 +343,7 @@ fn block_proof(t: Target, root: u64, p: &mut Pending) -> Result<(), ProofError> 
 
 fn upgrade_proof(
     target: Option<Target>,
+    seek: Option<u64>,
     from: u64,
     to: u64,
     sub_tree: u64,
@@ -274,11 +371,14 @@ fn upgrade_proof(
                 }
                 ite.sibling();
                 if ite.index > target_index {
-                    match target {
-                        Some(t) if p.node.is_none() && ite.contains(sub_tree) => {
-                            block_proof(t, ite.index, p)?;
-                        }
-                        _ => out.push(ite.index),
+                    if (target.is_some() || seek.is_some())
+                        && p.node.is_none()
+                        && p.seek.is_none()
+                        && ite.contains(sub_tree)
+                    {
+                        block_and_seek_proof(target, seek, sub_tree, ite.index, p)?;
+                    } else {
+                        out.push(ite.index);
                     }
                 }
                 ite.parent();
@@ -287,10 +387,15 @@ fn upgrade_proof(
             ite.next_tree();
             continue;
         }
-        let out = p.upgrade.get_or_insert_with(Vec::new);
-        match target {
-            Some(t) if p.node.is_none() && ite.contains(sub_tree) => block_proof(t, ite.index, p)?,
-            _ => out.push(ite.index),
+        if (target.is_some() || seek.is_some())
+            && p.node.is_none()
+            && p.seek.is_none()
+            && ite.contains(sub_tree)
+        {
+            p.upgrade.get_or_insert_with(Vec::new);
+            block_and_seek_proof(target, seek, sub_tree, ite.index, p)?;
+        } else {
+            p.upgrade.get_or_insert_with(Vec::new).push(ite.index);
         }
         ite.next_tree();
     }
@@ -349,7 +454,7 @@ mod tests {
     }
 
     fn plan(r: &Request, length: u64) -> ProofPlan {
-        ProofPlan::new(r, 0, length, None).unwrap()
+        ProofPlan::new(r, 0, length, None, None).unwrap()
     }
 
     /// The node lists of the decoded JavaScript transcripts in spec §5.7 / §5.7b.
@@ -388,15 +493,15 @@ mod tests {
     #[test]
     fn bad_requests_are_errors() {
         assert!(matches!(
-            ProofPlan::new(&req(None, Some((2, 5))), 0, 3, None),
+            ProofPlan::new(&req(None, Some((2, 5))), 0, 3, None, None),
             Err(ProofError::InvalidUpgrade { .. })
         ));
         assert!(matches!(
-            ProofPlan::new(&req(Some((0, 60)), None), 0, 3, None),
+            ProofPlan::new(&req(Some((0, 60)), None), 0, 3, None, None),
             Err(ProofError::NodesOutOfBounds { .. })
         ));
         assert!(matches!(
-            ProofPlan::new(&req(Some((u64::MAX, u64::MAX)), None), 0, 3, None),
+            ProofPlan::new(&req(Some((u64::MAX, u64::MAX)), None), 0, 3, None, None),
             Err(ProofError::NodesOutOfBounds { .. })
         ));
         assert_eq!(plan(&req(Some((0, 0)), None), 0), ProofPlan::default());
@@ -439,7 +544,7 @@ mod exhaustive {
                             block: block.map(|index| NodeRequest { index, nodes: 0 }),
                             ..Request::default()
                         };
-                        let plan = ProofPlan::new(&request, 0, length, None)
+                        let plan = ProofPlan::new(&request, 0, length, None, None)
                             .unwrap_or_else(|e| panic!("{length} {start} {end} {block:?}: {e}"));
                         let data = plan
                             .assemble(

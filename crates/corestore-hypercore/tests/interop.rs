@@ -22,7 +22,7 @@ fn request_json(r: &Request) -> Value {
         "fork": r.fork,
         "block": part(r.block),
         "hash": part(r.hash),
-        "seek": null,
+        "seek": r.seek.map(|s| json!({ "bytes": s.bytes, "padding": s.padding })),
         "upgrade": r.upgrade.map(|u| json!({ "start": u.start, "length": u.length })),
         "manifest": r.manifest,
         "priority": r.priority,
@@ -216,5 +216,83 @@ async fn rust_proofs_verify_in_node() {
         );
         assert_eq!(out["results"][0]["ok"], true);
         assert_eq!(out["results"][1]["ok"], false, "{out}");
+    }
+}
+
+/// Seek proofs (the two shapes hypercore's replicator sends: seek + upgrade, and hash + seek)
+/// are byte-identical to JavaScript's and verify on a Rust replica.
+#[tokio::test]
+async fn seek_proofs_match_javascript() {
+    let Some(node) = NodeJs::get("seek_proofs_match_javascript") else { return };
+    let mut rng = StdRng::seed_from_u64(rand::random());
+    let p = pair(&mut rng, 45).await;
+    let total = p.rust.byte_length();
+    let mut requests = Vec::new();
+    for id in 1..=12u64 {
+        let bytes = rng.gen_range(0..=total);
+        let seek = Some(corestore_hypercore::SeekRequest { bytes, padding: 0 });
+        let req = if id % 2 == 1 {
+            Request {
+                id,
+                seek,
+                upgrade: Some(corestore_hypercore::UpgradeRequest {
+                    start: 0,
+                    length: p.rust.length(),
+                }),
+                ..Request::default()
+            }
+        } else {
+            // hash + seek inside one full root, as `_requestSeek` asks once it has the length.
+            let root = p.rust.roots()[0];
+            let (start, end) = (
+                corestore_hypercore::flat::left_span(root.index) / 2,
+                corestore_hypercore::flat::right_span(root.index) / 2 + 1,
+            );
+            let index = rng.gen_range(start..end);
+            let nodes = u64::from(corestore_hypercore::flat::depth(start + end - 1));
+            Request {
+                id,
+                seek: Some(corestore_hypercore::SeekRequest {
+                    bytes: rng.gen_range(0..root.size),
+                    padding: 0,
+                }),
+                hash: Some(NodeRequest { index: 2 * index, nodes }),
+                ..Request::default()
+            }
+        };
+        requests.push(req);
+    }
+    let js = write(&node, &p, &requests);
+    let mut trusted =
+        Hypercore::open(&memory().await, *p.rust.key(), p.rust.manifest().cloned()).await.unwrap();
+    let full = Request {
+        id: 1,
+        upgrade: Some(corestore_hypercore::UpgradeRequest { start: 0, length: p.rust.length() }),
+        ..Request::default()
+    };
+    trusted.receive(p.rust.create_proof(&full).await.unwrap()).await.unwrap();
+    let mut seeks = [0, 0];
+    for (req, theirs) in requests.iter().zip(js["proofs"].as_array().unwrap()) {
+        let ours = p.rust.create_proof(req).await;
+        match theirs.as_str() {
+            Some(theirs) => {
+                let ours = ours.unwrap_or_else(|e| panic!("{req:?}: {e}"));
+                assert_eq!(hex::encode(ours.encode()), theirs, "seek proof for {req:?}");
+                if ours.seek.is_some() {
+                    seeks[usize::from(req.hash.is_some())] += 1;
+                }
+                if req.upgrade.is_none() {
+                    trusted.verify(ours).await.unwrap_or_else(|e| panic!("{req:?}: {e}"));
+                } else {
+                    let r = Hypercore::open(&memory().await, *p.rust.key(), None).await.unwrap();
+                    let mut ours = ours;
+                    ours.manifest = p.rust.manifest().cloned();
+                    r.verify(ours).await.unwrap_or_else(|e| panic!("{req:?}: {e}"));
+                }
+            }
+            None => {
+                assert!(ours.is_err(), "JavaScript refused {req:?} ({theirs}) but Rust answered");
+            }
+        }
     }
 }
