@@ -95,8 +95,12 @@ pub enum DiskError {
 /// - **Reads** come from an in-memory index (key → position) and one `pread`, so every key must
 ///   fit in memory (about 80 bytes plus the key per record); values stay on disk.
 /// - **Compaction** rewrites the live records into a fresh log once the log is over 64 MiB (see
-///   [`DiskOptions`]) and more than twice the live data; it runs inside [`StorageBackend::write`] and is atomic
-///   (written aside, synced, then renamed over the log).
+///   [`DiskOptions`]) and more than twice the live data. It runs inside the
+///   [`StorageBackend::write`] that crossed the threshold (writers wait, readers go on), and is
+///   atomic: written aside, synced, then renamed over the log. A failed compaction leaves the
+///   old log in use, is logged with `tracing`, and is tried again after the next write.
+/// - **Memory.** Besides the index, nothing is cached: repeated reads are served by the OS page
+///   cache. Opening replays the whole log once.
 /// - **Blocking.** Writes (one `pwrite` into the page cache) and reads (one `pread`) run inline
 ///   in the async methods: they are microseconds. `fsync` and compaction run on tokio's blocking
 ///   pool when called inside a tokio runtime, inline otherwise.
