@@ -398,6 +398,25 @@ impl Hypercore {
         Ok(self.storage.tree_node(index).await?.map(|n| Node { index, size: n.size, hash: n.hash }))
     }
 
+    /// How many tree levels above tree node `index` this core lacks: the `nodes` value of a
+    /// block or hash request for it (hypercore `MerkleTree.missingNodes`; 0 when unknown).
+    pub async fn missing_nodes(&self, index: u64) -> Result<u64, StorageError> {
+        let head = 2 * self.tree.length;
+        let mut ite = Iter::new(index);
+        if ite.index.saturating_add(ite.factor / 2).saturating_sub(1) >= head {
+            return Ok(0);
+        }
+        let mut count = 0;
+        while !ite.contains(head) && self.tree_node(ite.index).await?.is_none() {
+            count += 1;
+            if count >= 64 {
+                return Ok(0);
+            }
+            ite.parent();
+        }
+        Ok(count)
+    }
+
     fn remember(&mut self, nodes: &[Node]) {
         if self.cache.len() + nodes.len() > NODE_CACHE_LIMIT {
             self.cache.clear();

@@ -5,6 +5,34 @@
 //! The replication layer uses two entry points: [`Hypercore::create_proof`] answers a
 //! [`Request`]; [`Hypercore::verify`] + [`Hypercore::apply`] (or [`Hypercore::receive`]) take a
 //! [`Data`] message. Verification itself is pure ([`verify()`]), storage writes come after it.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//!
+//! use corestore_hypercore::{Hypercore, NodeRequest, Request, UpgradeRequest};
+//! use corestore_keys::KeyPair;
+//! use corestore_storage::{MemoryStorage, Storage, StorageBackend};
+//!
+//! let store = |b: Arc<dyn StorageBackend>| Storage::open(b);
+//! let mut writer =
+//!     Hypercore::create(&store(Arc::new(MemoryStorage::new())).await?, KeyPair::generate(), None)
+//!         .await?;
+//! writer.append(&[b"hello", b"world"]).await?; // one signature, one atomic write
+//!
+//! // A reader that knows only the key: upgrade (with the manifest), then fetch block 1.
+//! let mut reader =
+//!     Hypercore::open(&store(Arc::new(MemoryStorage::new())).await?, *writer.key(), None).await?;
+//! let upgrade = UpgradeRequest { start: 0, length: writer.length() };
+//! let request = Request { id: 1, upgrade: Some(upgrade), manifest: true, ..Request::default() };
+//! reader.receive(writer.create_proof(&request).await?).await?;
+//! let nodes = reader.missing_nodes(2).await?;
+//! let request = Request { id: 2, block: Some(NodeRequest { index: 1, nodes }), ..Request::default() };
+//! reader.receive(writer.create_proof(&request).await?).await?;
+//! assert_eq!(reader.get(1).await?.as_deref(), Some(&b"world"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bitfield;

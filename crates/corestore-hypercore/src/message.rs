@@ -166,6 +166,17 @@ pub struct DataUpgrade {
     pub signature: Option<Vec<u8>>,
 }
 
+impl DataUpgrade {
+    /// The length the receiver has after applying this upgrade (hypercore
+    /// `MerkleTree.upgradeLength`): past the last additional node, else `start + length`.
+    pub fn upgrade_length(&self) -> u64 {
+        match self.additional_nodes.last() {
+            Some(last) => crate::flat::right_span(last.index) / 2 + 1,
+            None => self.start.saturating_add(self.length),
+        }
+    }
+}
+
 /// A `data` message: the answer to a request, a Merkle proof.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Data {

@@ -38,6 +38,7 @@ async fn random_requests_verify_on_a_sparse_replica() {
             req.block = Some(NodeRequest { index: rng.gen_range(0..first), nodes: 0 });
         }
         let data = source.create_proof(&req).await.unwrap();
+        assert_eq!(data.upgrade.as_ref().unwrap().upgrade_length(), length);
         let applied = r.receive(Data::decode(&data.encode()).unwrap()).await.unwrap();
         assert!(applied.upgraded);
         assert_eq!(r.length(), length, "additional nodes bring the replica to the full length");

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use corestore_hypercore::{flat, Hypercore, NodeRequest, Request, UpgradeRequest};
+use corestore_hypercore::{Hypercore, NodeRequest, Request, UpgradeRequest};
 use corestore_keys::{KeyPair, Manifest};
 use corestore_storage::{MemoryStorage, Storage, StorageBackend};
 
@@ -40,14 +40,7 @@ pub async fn replica(source: &Hypercore, with_manifest: bool) -> Hypercore {
 
 /// How many tree levels above block `index` the replica lacks (hypercore `missingNodes`).
 pub async fn missing_nodes(core: &Hypercore, index: u64) -> u64 {
-    let head = 2 * core.length();
-    let mut ite = flat::Iter::new(2 * index);
-    let mut count = 0;
-    while !ite.contains(head) && core.tree_node(ite.index).await.unwrap().is_none() {
-        count += 1;
-        ite.parent();
-    }
-    count
+    core.missing_nodes(2 * index).await.unwrap()
 }
 
 /// A block request with the number of nodes the replica needs.
