@@ -13,6 +13,9 @@ use crate::message::{Data, DataUpgrade};
 use crate::signature::{SignedTree, Verifier};
 use crate::tree::Tree;
 
+/// Upper bound for `nodes` / `additionalNodes` of an upgrade (twice what a 2^64-block tree needs).
+const MAX_UPGRADE_NODES: usize = 256;
+
 /// Why a proof was rejected. Nothing is changed by a rejected proof.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -261,6 +264,11 @@ fn verify_upgrade(
     nodes: &mut Vec<Node>,
 ) -> Result<bool, VerifyError> {
     let invalid = VerifyError::InvalidUpgrade { start: up.start, length: up.length };
+    // An honest upgrade has at most one climbing path plus the roots (≤ 64 each), so longer
+    // lists are refused before hashing them.
+    if up.nodes.len() > MAX_UPGRADE_NODES || up.additional_nodes.len() > MAX_UPGRADE_NODES {
+        return Err(invalid);
+    }
     if let Some(p) = prologue {
         if up.start < p.length && (up.start != 0 || up.length < p.length) {
             return Err(VerifyError::PrologueViolation);
@@ -418,4 +426,90 @@ pub fn verify(data: Data, tree: &TrustedTree<'_>) -> Result<PendingProof, Verify
         manifest: learned,
     };
     Ok(PendingProof { proof, checks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::DataUpgrade;
+    use corestore_keys::KeyPair;
+    use proptest::prelude::*;
+
+    fn fixture() -> (CoreKey, Manifest, Tree, Vec<u8>) {
+        let kp = KeyPair::from_seed(&[2; 32]);
+        let manifest = Manifest::single_signer(kp.public_key());
+        let key = manifest.hash();
+        let mut tree = Tree::default();
+        for i in 0..11u8 {
+            tree.append(&[i; 3], &mut Vec::new());
+        }
+        let sig = Verifier::new(key, &manifest).sign(&kp, &tree.signed()).unwrap();
+        (key, manifest, tree, sig)
+    }
+
+    #[test]
+    fn oversized_upgrades_are_refused_before_hashing() {
+        let (key, manifest, tree, sig) = fixture();
+        let node = Node { index: 0, size: 0, hash: [0; 32] };
+        let data = Data {
+            upgrade: Some(DataUpgrade {
+                start: 0,
+                length: 11,
+                nodes: tree.roots.clone(),
+                additional_nodes: vec![node; MAX_UPGRADE_NODES + 1],
+                signature: Some(sig),
+            }),
+            ..Data::default()
+        };
+        let trusted =
+            TrustedTree { key: &key, manifest: Some(&manifest), fork: 0, length: 0, roots: &[] };
+        assert_eq!(
+            verify(data, &trusted),
+            Err(VerifyError::InvalidUpgrade { start: 0, length: 11 })
+        );
+    }
+
+    proptest! {
+        /// The fuzz target's property, in CI: arbitrary data messages never panic, and nothing
+        /// but the real tree is ever accepted.
+        #[test]
+        fn arbitrary_proofs_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400),
+                                        length in 0u64..12) {
+            let (key, manifest, tree, sig) = fixture();
+            let mut real = Tree::default();
+            let mut nodes = Vec::new();
+            let mut roots = Vec::new();
+            for i in 0..11u8 {
+                if u64::from(i) == length {
+                    roots.clone_from(&real.roots);
+                }
+                real.append(&[i; 3], &mut nodes);
+            }
+            if length == 11 {
+                roots.clone_from(&real.roots);
+            }
+            let length = length.min(11);
+            let trusted = TrustedTree { key: &key, manifest: Some(&manifest), fork: 0, length, roots: &roots };
+            let mut candidates = vec![bytes.clone()];
+            // Also a real upgrade proof with the random bytes spliced in.
+            let good = Data {
+                upgrade: Some(DataUpgrade { start: 0, length: 11, nodes: tree.roots.clone(), additional_nodes: Vec::new(), signature: Some(sig) }),
+                ..Data::default()
+            }.encode();
+            let mut spliced = good.clone();
+            for (i, b) in bytes.iter().enumerate().take(8) {
+                let at = usize::from(*b) % spliced.len();
+                spliced[at] ^= u8::try_from(i + 1).unwrap();
+            }
+            candidates.push(spliced);
+            for candidate in candidates {
+                let Ok(data) = Data::decode(&candidate) else { continue };
+                let Ok(pending) = verify(data, &trusted) else { continue };
+                let Ok(proof) = pending.complete(|i| nodes.iter().find(|n| n.index == i && i < 2 * length).copied()) else { continue };
+                if let Some(up) = proof.upgrade {
+                    prop_assert_eq!(up.roots, tree.roots.clone());
+                }
+            }
+        }
+    }
 }
