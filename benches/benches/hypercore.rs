@@ -130,21 +130,37 @@ fn proofs(c: &mut Criterion) {
         (source, replica)
     });
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let roots = replica.roots().to_vec();
+    // The sparse replica holds only the roots: it asks for the full path of a random block.
+    let mut random_request = move || {
+        let index = rng.gen_range(0..LENGTH);
+        let mut ite = corestore_hypercore::flat::Iter::new(2 * index);
+        let mut nodes = 0;
+        while !roots.iter().any(|r| r.index == ite.index) {
+            ite.parent();
+            nodes += 1;
+        }
+        Request { id: 1, block: Some(NodeRequest { index, nodes }), ..Request::default() }
+    };
     let mut group = c.benchmark_group("hypercore proof (1M-block tree)");
     group.sample_size(10).warm_up_time(Duration::from_secs(1));
+    group.bench_function("create, random block", |b| {
+        b.iter_batched(
+            &mut random_request,
+            |request| rt.block_on(source.create_proof(&request)).expect("proof"),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("verify, random block", |b| {
+        b.iter_batched(
+            || rt.block_on(source.create_proof(&random_request())).expect("proof"),
+            |data| rt.block_on(replica.verify(data)).expect("verify"),
+            criterion::BatchSize::SmallInput,
+        );
+    });
     group.bench_function("create + encode + decode + verify, random block", |b| {
         b.iter_batched(
-            || {
-                let index = rng.gen_range(0..LENGTH);
-                // The sparse replica holds only the roots: it asks for the full path.
-                let mut ite = corestore_hypercore::flat::Iter::new(2 * index);
-                let mut nodes = 0;
-                while !replica.roots().iter().any(|r| r.index == ite.index) {
-                    ite.parent();
-                    nodes += 1;
-                }
-                Request { id: 1, block: Some(NodeRequest { index, nodes }), ..Request::default() }
-            },
+            &mut random_request,
             |request| {
                 rt.block_on(async {
                     let data = source.create_proof(&request).await.expect("proof");

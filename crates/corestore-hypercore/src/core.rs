@@ -28,6 +28,29 @@ use crate::verify::{self, TrustedTree, VerifiedProof, VerifyError};
 /// Tree nodes kept in memory before the cache is reset.
 const NODE_CACHE_LIMIT: usize = 1 << 16;
 
+/// Hasher for tree-index keys: a multiplicative mix (indexes are not attacker-chosen keys here:
+/// only verified or locally written nodes are cached).
+#[derive(Debug, Default, Clone, Copy)]
+struct IndexHasher(u64);
+
+impl std::hash::Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type NodeCache = HashMap<u64, Node, std::hash::BuildHasherDefault<IndexHasher>>;
+
 /// Why a core could not be created or opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -164,7 +187,7 @@ pub struct Hypercore {
     tree_hash: [u8; 32],
     bitfield: Bitfield,
     contiguous_length: u64,
-    cache: HashMap<u64, Node>,
+    cache: NodeCache,
 }
 
 fn stored(n: &Node) -> StoredNode {
@@ -244,7 +267,7 @@ impl Hypercore {
             tree_hash: hash::tree_hash(&[]),
             bitfield: Bitfield::new(),
             contiguous_length: 0,
-            cache: HashMap::new(),
+            cache: NodeCache::default(),
         })
     }
 
@@ -315,7 +338,7 @@ impl Hypercore {
             tree_hash,
             bitfield,
             contiguous_length,
-            cache: HashMap::new(),
+            cache: NodeCache::default(),
         })
     }
 
