@@ -116,9 +116,8 @@ fn proofs(c: &mut Criterion) {
         let mut source =
             Hypercore::create(&storage, KeyPair::from_seed(&[3; 32]), None).await.expect("core");
         append_all(&mut source, &[0x11; 64], LENGTH, 4096).await;
-        let mut replica = Hypercore::open(&storage_mem().await, *source.key(), None)
-            .await
-            .expect("replica");
+        let mut replica =
+            Hypercore::open(&storage_mem().await, *source.key(), None).await.expect("replica");
         let upgrade = Request {
             id: 1,
             upgrade: Some(UpgradeRequest { start: 0, length: LENGTH }),
