@@ -168,6 +168,30 @@ impl Encoder {
         self.buffer(s.as_bytes())
     }
 
+    /// `int`: zig-zag (`0, -1, 1, -2, …` → `0, 1, 2, 3, …`), then `uint`.
+    pub fn int(&mut self, n: i64) -> &mut Self {
+        self.uint(zigzag_encode(n))
+    }
+
+    /// `fixed32`: exactly 32 bytes, no length.
+    pub fn fixed32(&mut self, bytes: &[u8; 32]) -> &mut Self {
+        self.raw(bytes)
+    }
+
+    /// `fixed64`: exactly 64 bytes, no length.
+    pub fn fixed64(&mut self, bytes: &[u8; 64]) -> &mut Self {
+        self.raw(bytes)
+    }
+
+    /// `array(enc)`: `uint(count)`, then each item written by `item`.
+    pub fn array<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) -> &mut Self {
+        self.uint(items.len() as u64);
+        for it in items {
+            item(self, it);
+        }
+        self
+    }
+
     /// `uint32array`: `uint(count) || count × u32le`.
     pub fn uint32_array(&mut self, words: &[u32]) -> &mut Self {
         self.uint(words.len() as u64);
@@ -313,6 +337,45 @@ impl<'a> Decoder<'a> {
     pub fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)
     }
+
+    /// `int`: a zig-zag `uint`.
+    pub fn int(&mut self) -> Result<i64, DecodeError> {
+        self.uint().map(zigzag_decode)
+    }
+
+    /// `fixed32`.
+    pub fn fixed32(&mut self) -> Result<[u8; 32], DecodeError> {
+        self.fixed()
+    }
+
+    /// `fixed64`.
+    pub fn fixed64(&mut self) -> Result<[u8; 64], DecodeError> {
+        self.fixed()
+    }
+
+    /// `array(enc)`: a bounded count (see [`Decoder::array_len`]), then each item read by `item`.
+    pub fn array<T>(
+        &mut self,
+        min_element_len: usize,
+        mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let count = self.array_len(min_element_len)?;
+        let mut out = Vec::with_capacity(count.min(self.buf.len()));
+        for _ in 0..count {
+            out.push(item(self)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Zig-zag maps signed to unsigned: `0, -1, 1, -2` → `0, 1, 2, 3`.
+pub const fn zigzag_encode(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)).cast_unsigned()
+}
+
+/// The inverse of [`zigzag_encode`].
+pub const fn zigzag_decode(n: u64) -> i64 {
+    (n >> 1).cast_signed() ^ (n & 1).cast_signed().wrapping_neg()
 }
 
 #[cfg(test)]
@@ -341,6 +404,19 @@ mod tests {
             assert_eq!(Decoder::new(&hex::decode(hex).unwrap()).uint().unwrap(), n);
             assert_eq!(uint_len(n), hex.len() / 2);
         }
+    }
+
+    #[test]
+    fn zigzag_int_vectors() {
+        for (n, z) in
+            [(0i64, 0u64), (-1, 1), (1, 2), (-2, 3), (i64::MAX, u64::MAX - 1), (i64::MIN, u64::MAX)]
+        {
+            assert_eq!(zigzag_encode(n), z);
+            assert_eq!(zigzag_decode(z), n);
+        }
+        let mut e = Encoder::new();
+        e.int(-3);
+        assert_eq!(e.into_vec(), [5]);
     }
 
     #[test]
@@ -407,6 +483,25 @@ mod tests {
         }
 
         #[test]
+        fn int_fixed_and_array_round_trip(n in -(MAX_SAFE_UINT.cast_signed() / 2)..=(MAX_SAFE_UINT.cast_signed() / 2),
+                                           a in any::<[u8; 32]>(), b in any::<[u8; 32]>(),
+                                           items in proptest::collection::vec(".{0,8}", 0..10)) {
+            let mut e = Encoder::new();
+            let mut b64 = [0u8; 64];
+            b64[..32].copy_from_slice(&a);
+            b64[32..].copy_from_slice(&b);
+            e.int(n).fixed32(&a).fixed64(&b64).array(&items, |e, s| { e.string(s); });
+            let bytes = e.into_vec();
+            let mut d = Decoder::new(&bytes);
+            prop_assert_eq!(d.int().unwrap(), n);
+            prop_assert_eq!(d.fixed32().unwrap(), a);
+            prop_assert_eq!(d.fixed64().unwrap(), b64);
+            let got = d.array(1, |d| d.string().map(str::to_owned)).unwrap();
+            prop_assert_eq!(got, items);
+            prop_assert!(d.is_empty());
+        }
+
+        #[test]
         fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut d = Decoder::new(&bytes);
             let _ = d.uint();
@@ -415,6 +510,9 @@ mod tests {
             let _ = d.uint32_array();
             let _ = d.optional_buffer();
             let _ = d.fixed::<32>();
+            let _ = d.int();
+            let _ = d.fixed64();
+            let _ = d.array(1, Decoder::uint);
         }
     }
 }

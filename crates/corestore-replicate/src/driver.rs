@@ -6,6 +6,7 @@
 //! [`Driver::connection`]; their output goes out on the next call (or [`Driver::flush`]).
 
 use std::io;
+use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -88,10 +89,42 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         Ok(())
     }
 
-    /// Drives the connection until it has an event; `None` once the stream is over.
+    /// Writes as much pending output as the socket takes without waiting.
+    async fn write_ready(&mut self) -> Result<(), DriverError> {
+        loop {
+            if self.write_buf.is_none() {
+                self.write_buf = self.next_write()?;
+            }
+            let Some(buf) = self.write_buf.as_mut() else { return Ok(()) };
+            let writer = &mut self.writer;
+            let written = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(match Pin::new(&mut *writer).poll_write(cx, buf) {
+                    std::task::Poll::Ready(r) => Some(r),
+                    std::task::Poll::Pending => None,
+                })
+            })
+            .await;
+            match written {
+                None => return Ok(()),
+                Some(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Some(Ok(n)) => {
+                    let _ = buf.split_to(n.min(buf.len()));
+                    if buf.is_empty() {
+                        self.write_buf = None;
+                    }
+                }
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Drives the connection until it has an event; `None` once the stream is over. Output
+    /// produced so far is written as far as the socket accepts it without blocking before an
+    /// event is returned, so a peer never waits on bytes parked here.
     pub async fn next_event(&mut self) -> Result<Option<Event>, DriverError> {
         loop {
             if let Some(event) = self.conn.poll_event() {
+                self.write_ready().await?;
                 return Ok(Some(event));
             }
             if self.write_buf.is_none() {
