@@ -43,7 +43,7 @@ async fn transfer(tx: &mut Side, rx: &mut Side, payload: &[u8], count: u64) -> D
     let start = Instant::now();
     let send = async {
         for i in 0..count {
-            tx.0.connection().mux().send(tx.1, 0, payload).expect("send");
+            tx.0.connection().send(tx.1, 0, payload, Instant::now()).expect("send");
             if i % 32 == 31 {
                 tx.0.flush().await.expect("flush");
             }

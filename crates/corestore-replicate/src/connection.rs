@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::mux::{Mux, MuxError, MuxEvent};
+use crate::mux::{ChannelError, ChannelId, Mux, MuxError, MuxEvent};
 use crate::noise::{Handshake, Role};
 use crate::stream::{SecretStream, SendError, StreamConfig, StreamError, StreamEvent};
 
@@ -23,6 +23,9 @@ pub enum ConnectionError {
     /// The remote broke the protomux protocol.
     #[error(transparent)]
     Mux(#[from] MuxError),
+    /// The channel is closed.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
     /// A mux frame could not be sent (the stream was closed).
     #[error(transparent)]
     Send(#[from] SendError),
@@ -83,6 +86,25 @@ impl Connection {
         &mut self.stream
     }
 
+    /// Sends message `message_type` on `channel`, encrypting header and payload straight into
+    /// the output (the fast path; the same bytes as `mux().send`).
+    pub fn send(
+        &mut self,
+        channel: ChannelId,
+        message_type: u64,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<(), ConnectionError> {
+        while let Some(frame) = self.mux.poll_transmit() {
+            self.stream.send(&frame, now)?;
+        }
+        match self.mux.frame_header(channel, message_type)? {
+            Some(header) => self.stream.send_parts(&[&header, payload], now)?,
+            None => self.mux.send(channel, message_type, payload)?,
+        }
+        Ok(())
+    }
+
     /// Ends our side cleanly: frames already queued in the mux still go out first.
     pub fn end(&mut self, now: Instant) -> Result<(), ConnectionError> {
         while let Some(frame) = self.mux.poll_transmit() {
@@ -90,6 +112,17 @@ impl Connection {
         }
         self.stream.end();
         Ok(())
+    }
+
+    /// Like [`Connection::handle_input`], moving the bytes out of `data` without a copy when
+    /// possible (`data` is left empty).
+    pub fn handle_input_buf(
+        &mut self,
+        data: &mut bytes::BytesMut,
+        now: Instant,
+    ) -> Result<(), ConnectionError> {
+        self.stream.handle_input_buf(data, now)?;
+        self.process_stream_events()
     }
 
     /// Bytes received from the socket. An error is terminal.

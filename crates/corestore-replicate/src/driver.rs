@@ -162,8 +162,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                         self.read_closed = true;
                         self.conn.handle_eof(now())?;
                     } else {
-                        self.conn.handle_input(&self.read_buf, now())?;
-                        self.read_buf.clear();
+                        self.conn.handle_input_buf(&mut self.read_buf, now())?;
                         self.read_buf.reserve(READ_CHUNK);
                     }
                 }

@@ -1,59 +1,106 @@
 //! libsodium `crypto_secretstream_xchacha20poly1305` as secret-stream uses it (spec `wire.md`
 //! §3.5): one push per frame with `TAG_MESSAGE`, no associated data, 17 bytes of overhead.
 //!
-//! Backed by the `RustCrypto` `crypto_secretstream` crate (pure Rust, checked here against the
-//! §3.5 vector). Encryption writes straight behind a frame header in the caller's buffer and
-//! decryption works in place, so a frame costs no extra allocation.
+//! Hand-rolled over the `RustCrypto` `chacha20` and `poly1305` crates instead of using the
+//! `crypto_secretstream` crate: that crate feeds Poly1305 one 16-byte block per call and shifts
+//! the whole message by a byte on every push and pull, which made it the transport's bottleneck.
+//! This version MACs whole block runs at once and works in place. It is proven equal to
+//! `crypto_secretstream` by a property test (both directions, rekeying included) and to
+//! libsodium by the §3.5 vector.
 
 use std::fmt;
 
-use bytes::BytesMut;
-use crypto_secretstream::aead;
-use crypto_secretstream::{Header, Key, PullStream, PushStream, Tag};
+use bytes::{Buf, BufMut, BytesMut};
+use chacha20::cipher::{KeyIvInit, StreamCipher};
+use chacha20::ChaCha20;
+use poly1305::universal_hash::{KeyInit, UniversalHash};
+use poly1305::Poly1305;
 use rand_core::{CryptoRng, RngCore};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Bytes a push adds to its plaintext (1 encrypted tag byte + a 16-byte MAC).
 pub const ABYTES: usize = 17;
 /// Size of the stream header sent in the id frame.
 pub const HEADERBYTES: usize = 24;
+const MACBYTES: usize = 16;
+const TAG_MESSAGE: u8 = 0;
+const TAG_REKEY: u8 = 2;
 
-/// A frame failed to decrypt: too short, a bad MAC or an unknown tag.
+/// A frame failed to decrypt: too short or a bad MAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("secretstream: frame failed to authenticate")]
 pub struct DecryptError;
 
-/// The view of a `BytesMut` from `start` on, as an `aead::Buffer`.
-struct Tail<'a> {
-    buf: &'a mut BytesMut,
-    start: usize,
+/// The shared push/pull state: subkey, 32-bit counter and 64-bit inonce.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct State {
+    k: [u8; 32],
+    counter: u32,
+    inonce: [u8; 8],
 }
 
-impl AsRef<[u8]> for Tail<'_> {
-    fn as_ref(&self) -> &[u8] {
-        self.buf.get(self.start..).unwrap_or_default()
-    }
-}
-
-impl AsMut<[u8]> for Tail<'_> {
-    fn as_mut(&mut self) -> &mut [u8] {
-        self.buf.get_mut(self.start..).unwrap_or_default()
-    }
-}
-
-impl aead::Buffer for Tail<'_> {
-    fn extend_from_slice(&mut self, other: &[u8]) -> aead::Result<()> {
-        self.buf.extend_from_slice(other);
-        Ok(())
+impl State {
+    fn new(key: &[u8; 32], header: &[u8; HEADERBYTES]) -> Self {
+        let (hnonce, inonce) = header.split_at(16);
+        let k = chacha20::hchacha::<chacha20::cipher::consts::U10>(key.into(), hnonce.into());
+        let mut inonce_bytes = [0u8; 8];
+        inonce_bytes.copy_from_slice(inonce);
+        Self { k: k.into(), counter: 1, inonce: inonce_bytes }
     }
 
-    fn truncate(&mut self, len: usize) {
-        self.buf.truncate(self.start.saturating_add(len));
+    fn cipher(&self) -> ChaCha20 {
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(&self.counter.to_le_bytes());
+        nonce[4..].copy_from_slice(&self.inonce);
+        ChaCha20::new(&self.k.into(), &nonce.into())
+    }
+
+    /// The cipher positioned at block 1 and the Poly1305 keyed from block 0.
+    fn cipher_and_mac(&self) -> (ChaCha20, Poly1305) {
+        let mut cipher = self.cipher();
+        let mut block0 = [0u8; 64];
+        cipher.apply_keystream(&mut block0);
+        let mac = Poly1305::new(poly1305::Key::from_slice(&block0[..32]));
+        block0.zeroize();
+        (cipher, mac)
+    }
+
+    /// libsodium's MAC: `tag_block || c || zeros(len(c) % 16) || u64le(0) || u64le(64 + len(c))`
+    /// (the pad length is libsodium's, not the RFC's).
+    fn mac(mut mac: Poly1305, tag_block: &[u8; 64], c: &[u8]) -> [u8; MACBYTES] {
+        mac.update_padded(tag_block);
+        let split = c.len() - c.len() % 16;
+        let (full, rest) = c.split_at(split);
+        mac.update_padded(full);
+        let mut tail = [0u8; 48];
+        tail[..rest.len()].copy_from_slice(rest);
+        let sizes = 2 * rest.len();
+        tail[sizes + 8..sizes + 16].copy_from_slice(&(64 + c.len() as u64).to_le_bytes());
+        mac.compute_unpadded(&tail[..sizes + 16]).into()
+    }
+
+    fn advance(&mut self, mac: &[u8; MACBYTES], tag: u8) {
+        for (n, m) in self.inonce.iter_mut().zip(mac) {
+            *n ^= m;
+        }
+        self.counter = self.counter.wrapping_add(1);
+        if tag & TAG_REKEY != 0 || self.counter == 0 {
+            let mut buf = [0u8; 40];
+            buf[..32].copy_from_slice(&self.k);
+            buf[32..].copy_from_slice(&self.inonce);
+            self.cipher().apply_keystream(&mut buf);
+            self.k.copy_from_slice(&buf[..32]);
+            self.inonce.copy_from_slice(&buf[32..]);
+            buf.zeroize();
+            self.counter = 1;
+        }
     }
 }
 
 /// The sending half.
 pub struct Encryptor {
-    push: PushStream,
+    state: State,
 }
 
 impl fmt::Debug for Encryptor {
@@ -64,26 +111,41 @@ impl fmt::Debug for Encryptor {
 
 impl Encryptor {
     /// A push stream for `key`, with a header drawn from `rng` (send it to the peer).
-    pub fn new(rng: impl RngCore + CryptoRng, key: &[u8; 32]) -> (Self, [u8; HEADERBYTES]) {
-        let (header, push) = PushStream::init(rng, &Key::from(*key));
-        (Self { push }, *header.as_ref())
+    pub fn new(mut rng: impl RngCore + CryptoRng, key: &[u8; 32]) -> (Self, [u8; HEADERBYTES]) {
+        let mut header = [0u8; HEADERBYTES];
+        rng.fill_bytes(&mut header);
+        (Self { state: State::new(key, &header) }, header)
     }
 
     /// Appends the ciphertext of `plain` (`plain.len() + ABYTES` bytes) to `out`.
     pub fn encrypt_into(&mut self, plain: &[u8], out: &mut BytesMut) {
+        self.encrypt_parts_into(&[plain], out);
+    }
+
+    /// Like [`Encryptor::encrypt_into`] for the concatenation of `parts` (no copy to join them).
+    pub fn encrypt_parts_into(&mut self, parts: &[&[u8]], out: &mut BytesMut) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let (mut cipher, mac) = self.state.cipher_and_mac();
+        let mut tag_block = [0u8; 64];
+        tag_block[0] = TAG_MESSAGE;
+        cipher.apply_keystream(&mut tag_block); // block 1
+        out.reserve(len + ABYTES);
+        out.put_u8(tag_block[0]);
         let start = out.len();
-        out.reserve(plain.len() + ABYTES);
-        out.extend_from_slice(plain);
-        let mut tail = Tail { buf: out, start };
-        // Pushing only fails on a Buffer refusing to grow, which ours never does.
-        let pushed = self.push.push(&mut tail, &[], Tag::Message);
-        debug_assert!(pushed.is_ok());
+        for part in parts {
+            out.put_slice(part);
+        }
+        let c = out.get_mut(start..).unwrap_or_default();
+        cipher.apply_keystream(c); // from block 2 on
+        let tag = State::mac(mac, &tag_block, c);
+        out.put_slice(&tag);
+        self.state.advance(&tag, TAG_MESSAGE);
     }
 }
 
 /// The receiving half.
 pub struct Decryptor {
-    pull: PullStream,
+    state: State,
 }
 
 impl fmt::Debug for Decryptor {
@@ -95,17 +157,33 @@ impl fmt::Debug for Decryptor {
 impl Decryptor {
     /// A pull stream for `key` and the peer's `header`.
     pub fn new(key: &[u8; 32], header: &[u8; HEADERBYTES]) -> Self {
-        Self { pull: PullStream::init(Header::from(*header), &Key::from(*key)) }
+        Self { state: State::new(key, header) }
     }
 
     /// Decrypts `frame` in place, leaving the plaintext. The tag is not checked, as in
-    /// secret-stream.
+    /// secret-stream (a rekey tag still rekeys, as in libsodium).
     pub fn decrypt_in_place(&mut self, frame: &mut BytesMut) -> Result<(), DecryptError> {
-        if frame.len() < ABYTES {
+        let Some(clen) = frame.len().checked_sub(ABYTES) else {
+            return Err(DecryptError);
+        };
+        let (mut cipher, mac) = self.state.cipher_and_mac();
+        let mut tag_block = [0u8; 64];
+        let enc_tag = frame.first().copied().ok_or(DecryptError)?;
+        tag_block[0] = enc_tag;
+        cipher.apply_keystream(&mut tag_block);
+        let tag = tag_block[0];
+        tag_block[0] = enc_tag;
+        let body = frame.get_mut(1..).ok_or(DecryptError)?;
+        let (c, received) = body.split_at_mut(clen);
+        let expected = State::mac(mac, &tag_block, c);
+        if !bool::from(expected.ct_eq(received)) {
             return Err(DecryptError);
         }
-        let mut tail = Tail { buf: frame, start: 0 };
-        self.pull.pull(&mut tail, &[]).map(drop).map_err(|_| DecryptError)
+        cipher.apply_keystream(c);
+        self.state.advance(&expected, tag);
+        frame.advance(1);
+        frame.truncate(clen);
+        Ok(())
     }
 }
 
@@ -165,6 +243,49 @@ mod tests {
         assert_eq!(&first[..], b"hello");
         dec.decrypt_in_place(&mut second).unwrap();
         assert!(second.is_empty());
+    }
+
+    proptest::proptest! {
+        /// Equal to the `crypto_secretstream` crate in both directions, over enough messages to
+        /// exercise the state update (rekeying is covered by `rekey_tag_matches`).
+        #[test]
+        fn equals_crypto_secretstream(key in proptest::prelude::any::<[u8; 32]>(),
+                                      header in proptest::prelude::any::<[u8; 24]>(),
+                                      msgs in proptest::collection::vec(
+                                          proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 1..6)) {
+            use crypto_secretstream::{Header, Key, PullStream, PushStream, Tag};
+            let (mut ours, _) = Encryptor::new(FixedRng(header), &key);
+            let (_, mut theirs) = PushStream::init(FixedRng(header), &Key::from(key));
+            let mut their_pull = PullStream::init(Header::from(header), &Key::from(key));
+            let mut our_pull = Decryptor::new(&key, &header);
+            for m in msgs {
+                let mut a = BytesMut::new();
+                ours.encrypt_into(&m, &mut a);
+                let mut b = m.clone();
+                theirs.push(&mut b, &[], Tag::Message).unwrap();
+                proptest::prop_assert_eq!(&a[..], &b[..]);
+                let mut pulled = a.to_vec();
+                their_pull.pull(&mut pulled, &[]).unwrap();
+                proptest::prop_assert_eq!(&pulled, &m);
+                our_pull.decrypt_in_place(&mut a).unwrap();
+                proptest::prop_assert_eq!(&a[..], &m[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn rekey_tag_matches() {
+        use crypto_secretstream::{Header, Key, PushStream, Tag};
+        let (_, mut theirs) = PushStream::init(FixedRng([3; 24]), &Key::from([4; 32]));
+        let mut dec = Decryptor::new(&[4; 32], &[3; 24]);
+        for tag in [Tag::Rekey, Tag::Message, Tag::Rekey, Tag::Message] {
+            let mut b = b"rekey me".to_vec();
+            theirs.push(&mut b, &[], tag).unwrap();
+            let mut frame = BytesMut::from(&b[..]);
+            dec.decrypt_in_place(&mut frame).unwrap();
+            assert_eq!(&frame[..], b"rekey me");
+        }
+        let _ = Header::from([0; 24]);
     }
 
     #[test]

@@ -306,7 +306,7 @@ impl SecretStream {
             handshake_hash: result.hash,
         });
         while let Some(plain) = self.queued.pop_front() {
-            self.encrypt(&plain);
+            self.encrypt(&[&plain]);
         }
     }
 
@@ -317,6 +317,30 @@ impl SecretStream {
         }
         self.last_read = now;
         self.input.extend_from_slice(data);
+        self.process_buffered()
+    }
+
+    /// Like [`SecretStream::handle_input`], taking the bytes out of `data` without copying them
+    /// when nothing is buffered (drivers pass their read buffer; it is left empty).
+    pub fn handle_input_buf(
+        &mut self,
+        data: &mut BytesMut,
+        now: Instant,
+    ) -> Result<(), StreamError> {
+        if self.is_closed() {
+            return Err(StreamError::Closed);
+        }
+        self.last_read = now;
+        if self.input.is_empty() {
+            self.input = data.split();
+        } else {
+            self.input.extend_from_slice(data);
+            data.clear();
+        }
+        self.process_buffered()
+    }
+
+    fn process_buffered(&mut self) -> Result<(), StreamError> {
         let result = self.process_input();
         if result.is_err() {
             self.fail();
@@ -382,30 +406,33 @@ impl SecretStream {
 
     /// Queues one message (a protomux frame). Before the handshake finishes it waits in memory.
     pub fn send(&mut self, plaintext: &[u8], now: Instant) -> Result<(), SendError> {
-        if plaintext.len() > MAX_PLAINTEXT_LEN {
-            return Err(SendError::MessageTooLarge {
-                len: plaintext.len(),
-                max: MAX_PLAINTEXT_LEN,
-            });
+        self.send_parts(&[plaintext], now)
+    }
+
+    /// Queues one message made of the concatenation of `parts`.
+    pub fn send_parts(&mut self, parts: &[&[u8]], now: Instant) -> Result<(), SendError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > MAX_PLAINTEXT_LEN {
+            return Err(SendError::MessageTooLarge { len, max: MAX_PLAINTEXT_LEN });
         }
         if self.write_ended || self.is_closed() {
             return Err(SendError::Closed);
         }
         self.last_write = now;
         if self.encryptor.is_some() {
-            self.encrypt(plaintext);
+            self.encrypt(parts);
         } else {
-            self.queued.push_back(Bytes::copy_from_slice(plaintext));
+            self.queued.push_back(Bytes::from(parts.concat()));
         }
         Ok(())
     }
 
-    fn encrypt(&mut self, plaintext: &[u8]) {
+    fn encrypt(&mut self, parts: &[&[u8]]) {
         if let Some(encryptor) = &mut self.encryptor {
-            let len = plaintext.len() + ABYTES;
+            let len = parts.iter().map(|p| p.len()).sum::<usize>() + ABYTES;
             self.output.reserve(HEADER_LEN + len);
             self.output.put_slice(&(len as u32).to_le_bytes()[..HEADER_LEN]);
-            encryptor.encrypt_into(plaintext, &mut self.output);
+            encryptor.encrypt_parts_into(parts, &mut self.output);
         }
     }
 
@@ -452,7 +479,7 @@ impl SecretStream {
         if let Some(interval) = self.keep_alive {
             if self.is_connected() && !self.write_ended && now >= self.last_write + interval {
                 self.last_write = now;
-                self.encrypt(&[]);
+                self.encrypt(&[&[]]);
             }
         }
         Ok(())

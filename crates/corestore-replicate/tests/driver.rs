@@ -34,7 +34,8 @@ async fn duplex_round_trip_and_clean_end() {
         while let Some(ev) = next(&mut res).await {
             if let Event::Mux(MuxEvent::Message { channel, payload, .. }) = &ev {
                 assert_eq!(*channel, cr);
-                res.connection().mux().send(cr, 0, b"thanks").unwrap();
+                // The direct (unbatched) send path.
+                res.connection().send(cr, 0, b"thanks", Instant::now()).unwrap();
                 res.connection().end(Instant::now()).unwrap();
                 assert_eq!(payload.len(), 200_000);
             }

@@ -74,7 +74,11 @@ async fn rust_side(stream: tokio::net::TcpStream, role: Role) -> Seen {
             }
             Event::Mux(MuxEvent::ChannelOpened { channel, handshake }) if channel == beta => {
                 assert_eq!(handshake, Bytes::from_static(b"node-beta"));
-                mux.send(beta, 0, b"hello-beta").unwrap();
+                // The direct send path (header and payload encrypted in place).
+                driver
+                    .connection()
+                    .send(beta, 0, b"hello-beta", std::time::Instant::now())
+                    .unwrap();
             }
             Event::Mux(MuxEvent::ChannelRejected { channel }) => {
                 assert_eq!(channel, unknown);

@@ -315,6 +315,21 @@ impl Mux {
         Ok(())
     }
 
+    /// The `uint(channel) || uint(type)` header of a message on `channel`, for callers that
+    /// encrypt header and payload straight into the stream; `None` while corked or while frames
+    /// are queued (use [`Mux::send`] then, so ordering and batching hold).
+    pub fn frame_header(
+        &mut self,
+        channel: ChannelId,
+        message_type: u64,
+    ) -> Result<Option<Vec<u8>>, ChannelError> {
+        let local_id = self.channels.get(&channel).ok_or(ChannelError::Closed { channel })?.id;
+        if self.corked > 0 || !self.out.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(encode_frame(local_id, message_type, &[])))
+    }
+
     /// Closes `channel` and tells the remote.
     pub fn close_channel(&mut self, channel: ChannelId) -> Result<(), ChannelError> {
         let local_id = self.channels.get(&channel).ok_or(ChannelError::Closed { channel })?.id;
