@@ -1,6 +1,17 @@
-//! Replication for the Rust Corestore, wire-compatible with JavaScript: the Noise secret-stream
-//! transport, protomux channels and the hypercore/alpha protocol, as sans-IO state machines with
-//! a thin tokio driver.
+//! Replication for the Rust Corestore, wire-compatible with JavaScript (`@hyperswarm/secret-stream`
+//! 6.9.2 + `protomux` 3.12.1): sans-IO state machines fed bytes and time, polled for bytes and
+//! events, plus a thin tokio [`Driver`] for any `AsyncRead + AsyncWrite`.
+//!
+//! Layers, bottom up (spec `wire.md` §3, §4, §6):
+//! * [`Handshake`]: Noise `XX` over Ed25519 points with BLAKE2b and ChaCha20-Poly1305;
+//! * [`FrameCodec`]: uint24-LE framing (`tokio_util::codec`), bounded before allocation;
+//! * [`Encryptor`]/[`Decryptor`]: libsodium secretstream XChaCha20-Poly1305, one frame each;
+//! * [`SecretStream`]: handshake + id header + encrypted frames + keep-alive + idle timeout;
+//! * [`Mux`]: protomux channels paired by `(protocol, id)`, batches, reject, close, and the
+//!   [`MuxEvent::RemoteOpen`] hook for channels only the remote opened;
+//! * [`Connection`]: a secret-stream carrying a mux, the unit a [`Driver`] runs.
+//!
+//! Every error from the remote's bytes is a typed, terminal error; nothing here panics on input.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod connection;
