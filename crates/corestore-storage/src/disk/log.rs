@@ -17,9 +17,9 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
-use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 
+use super::key::IndexKey;
 use crate::backend::{BatchOp, WriteBatch};
 
 /// The file magic.
@@ -51,12 +51,12 @@ pub(super) struct Loc {
 /// decide when compaction pays off.
 #[derive(Debug, Default)]
 pub(super) struct Index {
-    pub(super) map: BTreeMap<Box<[u8]>, Loc>,
+    pub(super) map: BTreeMap<IndexKey, Loc>,
     pub(super) live_bytes: u64,
 }
 
 impl Index {
-    fn put(&mut self, key: Box<[u8]>, loc: Loc) {
+    fn put(&mut self, key: IndexKey, loc: Loc) {
         let added = key.len() as u64 + u64::from(loc.len) + ENTRY_OVERHEAD;
         if let Some(old) = self.map.insert(key, loc) {
             self.live_bytes -= u64::from(old.len);
@@ -67,8 +67,12 @@ impl Index {
     }
 
     fn delete(&mut self, key: &[u8]) {
-        if let Some((k, old)) = self.map.remove_entry(key) {
-            self.live_bytes -= k.len() as u64 + u64::from(old.len) + ENTRY_OVERHEAD;
+        self.remove(&IndexKey::new(key));
+    }
+
+    fn remove(&mut self, key: &IndexKey) {
+        if let Some(old) = self.map.remove(key) {
+            self.live_bytes -= key.len() as u64 + u64::from(old.len) + ENTRY_OVERHEAD;
         }
     }
 
@@ -76,13 +80,13 @@ impl Index {
         if start >= end {
             return;
         }
-        let doomed: Vec<Box<[u8]>> = self
+        let doomed: Vec<IndexKey> = self
             .map
-            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .range(IndexKey::new(start)..IndexKey::new(end))
             .map(|(k, _)| k.clone())
             .collect();
-        for k in doomed {
-            self.delete(&k);
+        for k in &doomed {
+            self.remove(k);
         }
     }
 }
@@ -174,7 +178,7 @@ impl EncodedBatch {
         for op in self.ops {
             match op {
                 IndexOp::Put { key, value_at, len } => {
-                    index.put(key.into_boxed_slice(), Loc { offset: offset + value_at, len });
+                    index.put(IndexKey::new(&key), Loc { offset: offset + value_at, len });
                 }
                 IndexOp::Delete { key } => index.delete(&key),
                 IndexOp::DeleteRange { start, end } => index.delete_range(&start, &end),
@@ -254,7 +258,7 @@ fn apply_payload(payload: &[u8], at: u64, index: &mut Index) -> Option<()> {
                 let (ks, ke) = take(&mut pos)?;
                 let (vs, ve) = take(&mut pos)?;
                 let loc = Loc { offset: at + vs as u64, len: u32::try_from(ve - vs).ok()? };
-                index.put(payload.get(ks..ke)?.into(), loc);
+                index.put(IndexKey::new(payload.get(ks..ke)?), loc);
             }
             OP_DELETE => {
                 let (ks, ke) = take(&mut pos)?;

@@ -1,6 +1,7 @@
 //! [`DiskStorage`]: the default, crash-safe disk backend (an append-only log plus an in-memory
 //! index, in the Bitcask style). See [`log`] for the file format.
 
+mod key;
 mod log;
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -368,7 +369,7 @@ impl StorageBackend for DiskStorage {
     async fn get(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
         let (file, loc) = {
             let state = self.inner.read_state();
-            match state.index.map.get(key) {
+            match state.index.map.get(&key::IndexKey::new(key)) {
                 Some(loc) => (state.file.clone(), *loc),
                 None => return Ok(None),
             }
@@ -390,10 +391,7 @@ impl StorageBackend for DiskStorage {
             let locs: Vec<(Vec<u8>, log::Loc)> = state
                 .index
                 .map
-                .range::<[u8], _>((
-                    std::ops::Bound::Included(start),
-                    std::ops::Bound::Excluded(end),
-                ))
+                .range(key::IndexKey::new(start)..key::IndexKey::new(end))
                 .take(limit)
                 .map(|(k, loc)| (k.to_vec(), *loc))
                 .collect();
