@@ -19,6 +19,7 @@ mod driver;
 mod framing;
 mod mux;
 mod noise;
+mod poly1305;
 mod secretstream;
 mod stream;
 #[cfg(any(test, feature = "__testing"))]
