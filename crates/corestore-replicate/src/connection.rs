@@ -125,6 +125,18 @@ impl Connection {
         self.process_stream_events()
     }
 
+    /// The input buffer: a driver may read socket bytes straight into it, then call
+    /// [`Connection::handle_buffered`] (see [`SecretStream::input_buf`]).
+    pub fn input_buf(&mut self) -> &mut bytes::BytesMut {
+        self.stream.input_buf()
+    }
+
+    /// Processes bytes a driver appended to [`Connection::input_buf`]. An error is terminal.
+    pub fn handle_buffered(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        self.stream.handle_buffered(now)?;
+        self.process_stream_events()
+    }
+
     /// Bytes received from the socket. An error is terminal.
     pub fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), ConnectionError> {
         self.stream.handle_input(data, now)?;

@@ -8,7 +8,7 @@
 use std::io;
 use std::pin::Pin;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::Instant;
 
@@ -35,7 +35,6 @@ pub struct Driver<T> {
     reader: ReadHalf<T>,
     writer: WriteHalf<T>,
     conn: Connection,
-    read_buf: BytesMut,
     write_buf: Option<Bytes>,
     read_closed: bool,
     write_closed: bool,
@@ -49,15 +48,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     /// Binds `conn` to `io`.
     pub fn new(io: T, conn: Connection) -> Self {
         let (reader, writer) = tokio::io::split(io);
-        Self {
-            reader,
-            writer,
-            conn,
-            read_buf: BytesMut::with_capacity(READ_CHUNK),
-            write_buf: None,
-            read_closed: false,
-            write_closed: false,
-        }
+        Self { reader, writer, conn, write_buf: None, read_closed: false, write_closed: false }
     }
 
     /// The connection, to open channels and send messages.
@@ -139,6 +130,11 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             }
             let deadline = self.conn.poll_timeout().map(Instant::from_std);
             let reading = !self.read_closed && !self.conn.mux().is_backlogged();
+            if reading {
+                // Read straight into the connection's buffer: a frame split across reads is
+                // never copied again.
+                self.conn.input_buf().reserve(READ_CHUNK);
+            }
             tokio::select! {
                 written = async {
                     match &self.write_buf {
@@ -157,13 +153,12 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                         self.write_buf = None;
                     }
                 }
-                read = self.reader.read_buf(&mut self.read_buf), if reading => {
+                read = self.reader.read_buf(self.conn.input_buf()), if reading => {
                     if read? == 0 {
                         self.read_closed = true;
                         self.conn.handle_eof(now())?;
                     } else {
-                        self.conn.handle_input_buf(&mut self.read_buf, now())?;
-                        self.read_buf.reserve(READ_CHUNK);
+                        self.conn.handle_buffered(now())?;
                     }
                 }
                 () = async {

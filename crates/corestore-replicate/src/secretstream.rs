@@ -147,11 +147,18 @@ impl Encryptor {
         out.reserve(len + ABYTES);
         out.put_u8(tag_block[0]);
         let start = out.len();
+        // Encrypt straight from the parts into the output (from block 2 on): no plaintext copy.
+        // `dst` is exactly as long as the parts together, so every chunk below has the length
+        // of its part and `apply_keystream_b2b` (which only refuses unequal lengths) succeeds.
+        out.resize(start + len, 0);
+        let mut dst = out.get_mut(start..).unwrap_or_default();
         for part in parts {
-            out.put_slice(part);
+            let (chunk, rest) = dst.split_at_mut(part.len().min(dst.len()));
+            let encrypted = cipher.apply_keystream_b2b(part, chunk);
+            debug_assert!(encrypted.is_ok(), "chunk and part lengths are equal");
+            dst = rest;
         }
         let c = out.get_mut(start..).unwrap_or_default();
-        cipher.apply_keystream(c); // from block 2 on
         let tag = State::mac(&mac, &tag_block, c);
         out.put_slice(&tag);
         self.state.advance(&tag, TAG_MESSAGE);
@@ -267,15 +274,22 @@ mod tests {
         fn equals_crypto_secretstream(key in proptest::prelude::any::<[u8; 32]>(),
                                       header in proptest::prelude::any::<[u8; 24]>(),
                                       msgs in proptest::collection::vec(
-                                          proptest::collection::vec(proptest::prelude::any::<u8>(), 0..5000), 1..6)) {
+                                          proptest::collection::vec(proptest::prelude::any::<u8>(), 0..5000), 1..6),
+                                      cut in 0usize..5000) {
             use crypto_secretstream::{Header, Key, PullStream, PushStream, Tag};
             let (mut ours, _) = Encryptor::new(FixedRng(header), &key);
+            // The same stream again, fed each message in two parts after a prefix already in `out`.
+            let (mut ours_in_parts, _) = Encryptor::new(FixedRng(header), &key);
             let (_, mut theirs) = PushStream::init(FixedRng(header), &Key::from(key));
             let mut their_pull = PullStream::init(Header::from(header), &Key::from(key));
             let mut our_pull = Decryptor::new(&key, &header);
             for m in msgs {
                 let mut a = BytesMut::new();
                 ours.encrypt_into(&m, &mut a);
+                let (left, right) = m.split_at(cut.min(m.len()));
+                let mut parts_out = BytesMut::from(&b"prefix"[..]);
+                ours_in_parts.encrypt_parts_into(&[left, right], &mut parts_out);
+                proptest::prop_assert_eq!(&parts_out[6..], &a[..]);
                 let mut b = m.clone();
                 theirs.push(&mut b, &[], Tag::Message).unwrap();
                 proptest::prop_assert_eq!(&a[..], &b[..]);

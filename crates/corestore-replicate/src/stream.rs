@@ -340,6 +340,21 @@ impl SecretStream {
         self.process_buffered()
     }
 
+    /// The input buffer itself: a driver may read socket bytes straight into it (no copy even
+    /// when a frame spans reads), then call [`SecretStream::handle_buffered`].
+    pub fn input_buf(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// Processes bytes a driver appended to [`SecretStream::input_buf`]. An error is terminal.
+    pub fn handle_buffered(&mut self, now: Instant) -> Result<(), StreamError> {
+        if self.is_closed() {
+            return Err(StreamError::Closed);
+        }
+        self.last_read = now;
+        self.process_buffered()
+    }
+
     fn process_buffered(&mut self) -> Result<(), StreamError> {
         let result = self.process_input();
         if result.is_err() {
