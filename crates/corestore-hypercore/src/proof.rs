@@ -341,6 +341,31 @@ fn block_and_seek_proof(
     Ok(())
 }
 
+/// Climbs from the requester's last root `old_root` up to the root the cursor is on, calling
+/// `visit` on every sibling with an index above `old_root` (the nodes the requester lacks). The
+/// cursor ends on the root again. Bounded by `MAX_CLIMB` steps.
+fn climb_from_old_root(
+    ite: &mut Iter,
+    old_root: u64,
+    mut visit: impl FnMut(&Iter) -> Result<(), ProofError>,
+) -> Result<(), ProofError> {
+    let root = ite.index;
+    ite.seek(old_root);
+    let mut steps = 0;
+    while ite.index != root {
+        steps += 1;
+        if steps > MAX_CLIMB {
+            return Err(ProofError::InvalidRequest);
+        }
+        ite.sibling();
+        if ite.index > old_root {
+            visit(ite)?;
+        }
+        ite.parent();
+    }
+    Ok(())
+}
+
 fn upgrade_proof(
     target: Option<Target>,
     seek: Option<u64>,
@@ -360,29 +385,18 @@ fn upgrade_proof(
         }
         if p.upgrade.is_none() && ite.contains(from - 2) {
             let mut out = Vec::new();
-            let root = ite.index;
-            let target_index = from - 2;
-            ite.seek(target_index);
-            let mut steps = 0;
-            while ite.index != root {
-                steps += 1;
-                if steps > MAX_CLIMB {
-                    return Err(ProofError::InvalidRequest);
+            climb_from_old_root(&mut ite, from - 2, |ite| {
+                if (target.is_some() || seek.is_some())
+                    && p.node.is_none()
+                    && p.seek.is_none()
+                    && ite.contains(sub_tree)
+                {
+                    block_and_seek_proof(target, seek, sub_tree, ite.index, p)?;
+                } else {
+                    out.push(ite.index);
                 }
-                ite.sibling();
-                if ite.index > target_index {
-                    if (target.is_some() || seek.is_some())
-                        && p.node.is_none()
-                        && p.seek.is_none()
-                        && ite.contains(sub_tree)
-                    {
-                        block_and_seek_proof(target, seek, sub_tree, ite.index, p)?;
-                    } else {
-                        out.push(ite.index);
-                    }
-                }
-                ite.parent();
-            }
+                Ok(())
+            })?;
             p.upgrade = Some(out);
             ite.next_tree();
             continue;
@@ -413,21 +427,10 @@ fn additional_proof(from: u64, to: u64, p: &mut Pending) -> Result<(), ProofErro
         }
         if !started && ite.contains(from - 2) {
             started = true;
-            let root = ite.index;
-            let target = from - 2;
-            ite.seek(target);
-            let mut steps = 0;
-            while ite.index != root {
-                steps += 1;
-                if steps > MAX_CLIMB {
-                    return Err(ProofError::InvalidRequest);
-                }
-                ite.sibling();
-                if ite.index > target {
-                    out.push(ite.index);
-                }
-                ite.parent();
-            }
+            climb_from_old_root(&mut ite, from - 2, |ite| {
+                out.push(ite.index);
+                Ok(())
+            })?;
             ite.next_tree();
             continue;
         }
