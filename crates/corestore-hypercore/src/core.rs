@@ -8,6 +8,7 @@
 //! writer appending contiguously never rewrites 4 KiB pages.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use corestore_keys::{CoreKey, DiscoveryKey, KeyPair, Manifest};
@@ -50,6 +51,14 @@ impl std::hash::Hasher for IndexHasher {
 }
 
 type NodeCache = HashMap<u64, Node, std::hash::BuildHasherDefault<IndexHasher>>;
+
+/// Source of [`Hypercore`] instance ids, which bind a [`VerifiedProof`] to the core that
+/// verified it.
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
+
+fn next_instance() -> u64 {
+    NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Why a core could not be created or opened.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +164,10 @@ pub enum ReceiveError {
     /// The proof does not verify.
     #[error(transparent)]
     Invalid(#[from] VerifyError),
+    /// The proof was not verified by this core (another core, another instance of it, or the
+    /// pure [`crate::verify()`]).
+    #[error("the proof was not verified by this core")]
+    ForeignProof,
     /// The core changed since the proof was verified (verify it again).
     #[error("the core changed since the proof was verified")]
     Stale,
@@ -188,6 +201,10 @@ pub struct Hypercore {
     bitfield: Bitfield,
     contiguous_length: u64,
     cache: NodeCache,
+    /// Unique per instance: proofs verified here are applied only here.
+    instance: u64,
+    /// Bumped by every change of the tree or of the stored nodes.
+    generation: u64,
 }
 
 fn stored(n: &Node) -> StoredNode {
@@ -216,11 +233,10 @@ impl Hypercore {
         key: CoreKey,
         manifest: Option<Manifest>,
     ) -> Result<Self, OpenError> {
-        if let Some(m) = &manifest {
-            if m.hash() != key && !m.is_compat(&key) {
-                return Err(OpenError::ManifestMismatch);
-            }
-        }
+        let manifest = match &manifest {
+            Some(m) => Some(verify::trusted_manifest(&key, m).ok_or(OpenError::ManifestMismatch)?),
+            None => None,
+        };
         Self::open_or_create(storage, key, manifest, None).await
     }
 
@@ -268,6 +284,8 @@ impl Hypercore {
             bitfield: Bitfield::new(),
             contiguous_length: 0,
             cache: NodeCache::default(),
+            instance: next_instance(),
+            generation: 0,
         })
     }
 
@@ -277,6 +295,11 @@ impl Hypercore {
         key_pair: Option<KeyPair>,
     ) -> Result<Self, OpenError> {
         let mut auth = core.auth().await?;
+        // A compat manifest stored by an older version exposes only what the key commits to.
+        if let Some(m) = auth.manifest.as_ref().and_then(|m| verify::trusted_manifest(&auth.key, m))
+        {
+            auth.manifest = Some(m);
+        }
         let mut auth_changed = false;
         if auth.manifest.is_none() && manifest.is_some() {
             auth.manifest = manifest;
@@ -339,6 +362,8 @@ impl Hypercore {
             bitfield,
             contiguous_length,
             cache: NodeCache::default(),
+            instance: next_instance(),
+            generation: 0,
         })
     }
 
@@ -410,13 +435,13 @@ impl Hypercore {
         self.storage.block(index).await
     }
 
-    /// A tree node from the cache, the roots or storage.
+    /// A tree node from the roots (authoritative), the cache or storage.
     pub async fn tree_node(&self, index: u64) -> Result<Option<Node>, StorageError> {
-        if let Some(n) = self.cache.get(&index) {
-            return Ok(Some(*n));
-        }
         if let Some(r) = self.tree.roots.iter().find(|r| r.index == index) {
             return Ok(Some(*r));
+        }
+        if let Some(n) = self.cache.get(&index) {
+            return Ok(Some(*n));
         }
         Ok(self.storage.tree_node(index).await?.map(|n| Node { index, size: n.size, hash: n.hash }))
     }
@@ -504,6 +529,7 @@ impl Hypercore {
         self.tree = tree;
         self.tree_hash = tree_hash;
         self.remember(&nodes);
+        self.generation += 1;
         Ok(self.tree.length)
     }
 
@@ -560,6 +586,7 @@ impl Hypercore {
         self.tree = tree;
         self.tree_hash = tree_hash;
         self.cache.clear();
+        self.generation += 1;
         Ok(())
     }
 
@@ -623,20 +650,41 @@ impl Hypercore {
         let pending = verify::verify(data, &trusted)?;
         let mut found = HashMap::new();
         for index in pending.needed() {
-            if let Some(n) = self.tree_node(index).await? {
-                found.insert(index, n);
+            if let std::collections::hash_map::Entry::Vacant(e) = found.entry(index) {
+                e.insert(self.tree_node(index).await?);
             }
         }
-        Ok(pending.complete(|i| found.get(&i).copied())?)
+        let mut proof = pending.complete(|i| found.get(&i).copied().flatten())?;
+        proof.binding = Some((self.instance, self.generation));
+        Ok(proof)
     }
 
     /// Stores a proof verified by [`Hypercore::verify`] on this core: the block, the nodes and
     /// the new signed head, in one atomic write.
-    pub async fn apply(&mut self, proof: VerifiedProof) -> Result<Applied, ReceiveError> {
+    ///
+    /// Only proofs verified by this very instance are taken ([`ReceiveError::ForeignProof`]
+    /// otherwise), in the same fork and, for an upgrade, at the same length
+    /// ([`ReceiveError::Stale`]). When the core stored other nodes since, the proof's nodes are
+    /// checked again: a stored node is never replaced.
+    pub async fn apply(&mut self, mut proof: VerifiedProof) -> Result<Applied, ReceiveError> {
+        let Some((instance, generation)) = proof.binding else {
+            return Err(ReceiveError::ForeignProof);
+        };
+        if instance != self.instance || proof.key != self.key {
+            return Err(ReceiveError::ForeignProof);
+        }
         if proof.fork != self.tree.fork
             || (proof.upgrade.is_some() && proof.base_length != self.tree.length)
         {
             return Err(ReceiveError::Stale);
+        }
+        if generation != self.generation {
+            let mut found = HashMap::new();
+            for n in &proof.nodes {
+                found.insert(n.index, self.tree_node(n.index).await?);
+            }
+            let nodes = std::mem::take(&mut proof.nodes);
+            proof.nodes = verify::fresh_nodes(nodes, &[], |i| found.get(&i).copied().flatten())?;
         }
         let mut batch = self.storage.batch();
         let mut tree = self.tree.clone();
@@ -702,6 +750,7 @@ impl Hypercore {
         self.tree = tree;
         self.tree_hash = tree_hash;
         self.remember(&proof.nodes);
+        self.generation += 1;
         Ok(Applied { block, upgraded, length: self.tree.length })
     }
 

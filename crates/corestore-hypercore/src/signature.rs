@@ -136,6 +136,12 @@ impl Verifier {
         self.prologue.as_ref()
     }
 
+    /// True when a tree of `length` blocks lies within the prologue: there the tree hash is
+    /// checked, never a signature (JavaScript `Verifier.verify`).
+    pub(crate) fn prologue_covers(&self, length: u64) -> bool {
+        self.version != 0 && self.prologue.is_some_and(|p| length <= p.length)
+    }
+
     /// True for compat cores (key = the signer's public key).
     pub fn is_compat(&self) -> bool {
         self.compat

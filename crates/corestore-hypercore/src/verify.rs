@@ -67,6 +67,16 @@ pub enum VerifyError {
         /// Tree index.
         index: u64,
     },
+    /// A proved node has the hash of the trusted node at its index but another size.
+    #[error("tree node {index} has size {trusted}, the proof claims {proof}")]
+    SizeMismatch {
+        /// Tree index.
+        index: u64,
+        /// The trusted size.
+        trusted: u64,
+        /// The size in the proof.
+        proof: u64,
+    },
     /// The trusted node the proof ends at is not stored locally.
     #[error("no trusted tree node {index} to check the proof against")]
     MissingTrustedNode {
@@ -114,20 +124,60 @@ pub struct UpgradedHead {
 }
 
 /// A fully verified proof, ready to be applied to the core it was verified against.
+///
+/// Opaque: only [`PendingProof::complete`] makes one, and [`crate::Hypercore::apply`] takes only
+/// those made by [`crate::Hypercore::verify`] on the same core instance, in the same fork (and,
+/// for an upgrade, at the same length). Nothing but verified data can be stored through it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedProof {
+    pub(crate) key: CoreKey,
+    pub(crate) fork: u64,
+    pub(crate) base_length: u64,
+    pub(crate) block: Option<(u64, Vec<u8>)>,
+    /// The new tree nodes the proof establishes (none of them was stored or trusted).
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) upgrade: Option<UpgradedHead>,
+    pub(crate) manifest: Option<Manifest>,
+    /// `(core instance, generation)` of the core that verified it.
+    pub(crate) binding: Option<(u64, u64)>,
+}
+
+impl VerifiedProof {
+    /// The key of the core it was verified for.
+    pub fn key(&self) -> &CoreKey {
+        &self.key
+    }
+
     /// The fork it was verified at.
-    pub fork: u64,
+    pub fn fork(&self) -> u64 {
+        self.fork
+    }
+
     /// The length of the tree it was verified against.
-    pub base_length: u64,
-    /// The proved block: `(index, value)`.
-    pub block: Option<(u64, Vec<u8>)>,
-    /// Every tree node the proof establishes.
-    pub nodes: Vec<Node>,
-    /// The new head, when the proof upgrades the length.
-    pub upgrade: Option<UpgradedHead>,
-    /// A manifest learned from the proof (only when none was known).
-    pub manifest: Option<Manifest>,
+    pub fn base_length(&self) -> u64 {
+        self.base_length
+    }
+
+    /// The proved block, `(index, value)`.
+    pub fn block(&self) -> Option<(u64, &[u8])> {
+        self.block.as_ref().map(|(i, v)| (*i, v.as_slice()))
+    }
+
+    /// The tree nodes applying it stores: those the proof establishes that were not trusted yet
+    /// (nodes whose size the proof alone does not fix are left out).
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The new signed head, when the proof upgrades the length.
+    pub fn upgrade(&self) -> Option<&UpgradedHead> {
+        self.upgrade.as_ref()
+    }
+
+    /// The manifest learned from the proof (only when none was known).
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
+    }
 }
 
 /// A proof whose hashes and signature verified; it still has to match trusted stored nodes.
@@ -135,16 +185,31 @@ pub struct VerifiedProof {
 #[must_use = "a pending proof is not verified until `complete` succeeds"]
 pub struct PendingProof {
     proof: VerifiedProof,
+    /// Nodes that must equal a trusted node (`true`: a root of a shorter signed tree).
     checks: Vec<(Node, bool)>,
+    /// Every node the proof establishes (some may already be trusted).
+    nodes: Vec<Node>,
+    /// Indexes of proof nodes whose size only the sum with their sibling fixes.
+    unproved_sizes: Vec<u64>,
+}
+
+fn mismatch(trusted: &Node, node: &Node) -> VerifyError {
+    if trusted.hash == node.hash {
+        VerifyError::SizeMismatch { index: node.index, trusted: trusted.size, proof: node.size }
+    } else {
+        VerifyError::ChecksumMismatch { index: node.index }
+    }
 }
 
 impl PendingProof {
-    /// Tree indexes of the trusted nodes [`PendingProof::complete`] will look up.
+    /// Tree indexes of the trusted nodes [`PendingProof::complete`] will look up: the nodes the
+    /// proof must end at, then every node it establishes (a trusted one must be equal).
     pub fn needed(&self) -> impl Iterator<Item = u64> + '_ {
-        self.checks.iter().map(|(n, _)| n.index)
+        self.checks.iter().map(|(n, _)| n.index).chain(self.nodes.iter().map(|n| n.index))
     }
 
-    /// Compares the proof with the trusted stored nodes `trusted(index)`.
+    /// Compares the proof with the trusted stored nodes `trusted(index)`: size and hash must be
+    /// equal wherever a trusted node exists; trusted nodes are never replaced.
     pub fn complete(
         self,
         mut trusted: impl FnMut(u64) -> Option<Node>,
@@ -152,28 +217,54 @@ impl PendingProof {
         for (node, is_root_check) in &self.checks {
             let index = node.index;
             match trusted(index) {
-                Some(t) if t.hash == node.hash => {}
+                Some(t) if t == *node => {}
                 Some(_) if *is_root_check => {
                     return Err(VerifyError::Conflict {
                         length: self.proof.upgrade.as_ref().map_or(0, |u| u.length),
                     })
                 }
-                Some(_) => return Err(VerifyError::ChecksumMismatch { index }),
+                Some(t) => return Err(mismatch(&t, node)),
                 None => return Err(VerifyError::MissingTrustedNode { index }),
             }
         }
-        Ok(self.proof)
+        let mut proof = self.proof;
+        proof.nodes = fresh_nodes(self.nodes, &self.unproved_sizes, trusted)?;
+        Ok(proof)
     }
+}
+
+/// The nodes of `nodes` not yet trusted, refusing any that disagrees with a trusted node;
+/// nodes listed in `unproved_sizes` are dropped unless trusted (their size is not established).
+pub(crate) fn fresh_nodes(
+    nodes: Vec<Node>,
+    unproved_sizes: &[u64],
+    mut trusted: impl FnMut(u64) -> Option<Node>,
+) -> Result<Vec<Node>, VerifyError> {
+    let mut fresh: Vec<Node> = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        match trusted(node.index) {
+            Some(t) if t == node => {}
+            Some(t) => return Err(mismatch(&t, &node)),
+            None if unproved_sizes.contains(&node.index) => {}
+            None => match fresh.iter().find(|f| f.index == node.index) {
+                Some(f) if *f == node => {}
+                Some(f) => return Err(mismatch(f, &node)),
+                None => fresh.push(node),
+            },
+        }
+    }
+    Ok(fresh)
 }
 
 struct NodeQueue<'a> {
     nodes: &'a [Node],
     i: usize,
-    extra: Option<Node>,
+    /// A node proved by another section, and whether its size is established.
+    extra: Option<(Node, bool)>,
 }
 
 impl<'a> NodeQueue<'a> {
-    fn new(nodes: &'a [Node], extra: Option<Node>) -> Self {
+    fn new(nodes: &'a [Node], extra: Option<(Node, bool)>) -> Self {
         Self { nodes, i: 0, extra }
     }
 
@@ -181,8 +272,10 @@ impl<'a> NodeQueue<'a> {
         self.nodes.len().saturating_sub(self.i) + usize::from(self.extra.is_some())
     }
 
-    fn shift(&mut self, index: u64) -> Result<Node, VerifyError> {
-        if let Some(e) = self.extra.filter(|e| e.index == index) {
+    /// The node at `index`, and whether its size is established on its own (only a node
+    /// computed by another section is: a supplied node's size is not covered by its hash).
+    fn shift_sized(&mut self, index: u64) -> Result<(Node, bool), VerifyError> {
+        if let Some(e) = self.extra.filter(|(e, _)| e.index == index) {
             self.extra = None;
             return Ok(e);
         }
@@ -190,12 +283,16 @@ impl<'a> NodeQueue<'a> {
         match node {
             Some(n) if n.index == index => {
                 self.i += 1;
-                Ok(n)
+                Ok((n, false))
             }
             other => {
                 Err(VerifyError::UnexpectedNode { expected: index, got: other.map(|n| n.index) })
             }
         }
+    }
+
+    fn shift(&mut self, index: u64) -> Result<Node, VerifyError> {
+        self.shift_sized(index).map(|(n, _)| n)
     }
 }
 
@@ -212,25 +309,43 @@ impl Batch {
     }
 }
 
-/// Climbs from `start` through the queue, hashing parents (the loop shared by every section).
+/// Climbs from `root` through the queue, hashing parents (the loop shared by every section).
+///
+/// Sizes: a computed node's hash covers its size, so every parent computed here has an
+/// established size once the top is verified; a supplied sibling's size is only fixed through the
+/// sum its parent covers, i.e. when its partner's size is established. Only the first pair can
+/// lack that (a supplied first node and a supplied sibling): their indexes go to `unproved_sizes`.
+/// Returns the top and whether its size is established.
 fn climb(
     mut root: Node,
+    mut root_sized: bool,
     ite: &mut Iter,
     q: &mut NodeQueue<'_>,
     nodes: &mut Vec<Node>,
-) -> Result<Node, VerifyError> {
+    unproved_sizes: &mut Vec<u64>,
+) -> Result<(Node, bool), VerifyError> {
     while q.len() > 0 {
-        let node = q.shift(ite.sibling())?;
+        let (node, node_sized) = q.shift_sized(ite.sibling())?;
         ite.parent();
+        if !root_sized && !node_sized {
+            unproved_sizes.push(root.index);
+            unproved_sizes.push(node.index);
+        }
         root = Node::parent(&root, &node);
+        root_sized = true;
         nodes.push(node);
         nodes.push(root);
     }
-    Ok(root)
+    Ok((root, root_sized))
 }
 
-/// Rebuilds the block / hash / seek path; returns its (untrusted) top node.
-fn verify_tree(data: &Data, nodes: &mut Vec<Node>) -> Result<Option<Node>, VerifyError> {
+/// Rebuilds the block / hash / seek path; returns its (untrusted) top node, and whether its size
+/// is established.
+fn verify_tree(
+    data: &Data,
+    nodes: &mut Vec<Node>,
+    unproved_sizes: &mut Vec<u64>,
+) -> Result<Option<(Node, bool)>, VerifyError> {
     let untrusted = match (&data.block, &data.hash) {
         (Some(b), _) => Some((b.index.saturating_mul(2), Some(&b.value), &b.nodes)),
         (None, Some(h)) => Some((h.index, None, &h.nodes)),
@@ -242,23 +357,23 @@ fn verify_tree(data: &Data, nodes: &mut Vec<Node>) -> Result<Option<Node>, Verif
         let mut ite = Iter::new(seek.nodes[0].index);
         let first = q.shift(ite.index)?;
         nodes.push(first);
-        root = Some(climb(first, &mut ite, &mut q, nodes)?);
+        root = Some(climb(first, false, &mut ite, &mut q, nodes, unproved_sizes)?);
     }
     let Some((index, value, list)) = untrusted else { return Ok(root) };
     let mut ite = Iter::new(index);
     let mut q = NodeQueue::new(list, root);
-    let first = match value {
-        Some(v) => Node { index, size: v.len() as u64, hash: hash::leaf_hash(v) },
-        None => q.shift(index)?,
+    let (first, sized) = match value {
+        Some(v) => (Node { index, size: v.len() as u64, hash: hash::leaf_hash(v) }, true),
+        None => q.shift_sized(index)?,
     };
     nodes.push(first);
-    climb(first, &mut ite, &mut q, nodes).map(Some)
+    climb(first, sized, &mut ite, &mut q, nodes, unproved_sizes).map(Some)
 }
 
 /// Grows `batch` with the upgrade; true when the block root was consumed by it.
 fn verify_upgrade(
     up: &DataUpgrade,
-    block_root: Option<Node>,
+    block_root: Option<(Node, bool)>,
     prologue: Option<&Prologue>,
     batch: &mut Batch,
     nodes: &mut Vec<Node>,
@@ -338,28 +453,47 @@ fn verify_upgrade(
     Ok(q.extra.is_none())
 }
 
+/// The manifest a core of `key` may store for `manifest`: itself when it hashes to the key; for a
+/// compat key (the signer's public key) only what the key commits to, the default single-signer
+/// manifest of that key; `None` when it is not a manifest of this core.
+pub(crate) fn trusted_manifest(key: &CoreKey, manifest: &Manifest) -> Option<Manifest> {
+    if manifest.hash() == *key {
+        Some(manifest.clone())
+    } else if manifest.is_compat(key) {
+        Some(compat_manifest(key))
+    } else {
+        None
+    }
+}
+
+fn compat_manifest(key: &CoreKey) -> Manifest {
+    Manifest::single_signer(PublicKey::from_bytes(key.to_bytes()))
+}
+
 /// Verifies `data` against the trusted `tree`: hashes, upgrade, manifest and signature.
+///
+/// The [`VerifiedProof`] it leads to (through [`PendingProof::complete`]) is not bound to a core,
+/// so [`crate::Hypercore::apply`] refuses it; use [`crate::Hypercore::verify`] to apply proofs.
 pub fn verify(data: Data, tree: &TrustedTree<'_>) -> Result<PendingProof, VerifyError> {
     if data.fork != tree.fork {
         return Err(VerifyError::ForkMismatch { local: tree.fork, remote: data.fork });
     }
     let mut nodes = Vec::new();
-    let mut untrusted = verify_tree(&data, &mut nodes)?;
+    let mut unproved_sizes = Vec::new();
+    let mut untrusted = verify_tree(&data, &mut nodes, &mut unproved_sizes)?;
     let mut checks = Vec::new();
     let mut upgrade = None;
     let mut learned = None;
     if let Some(up) = &data.upgrade {
-        let manifest = match (tree.manifest, &data.manifest) {
-            (Some(m), _) | (None, Some(m)) => m.clone(),
+        let manifest = if let Some(m) = tree.manifest {
+            m.clone()
+        } else {
             // Compat default, as hypercore does for a core known only by its key.
-            (None, None) => Manifest::single_signer(PublicKey::from_bytes(tree.key.to_bytes())),
+            let m = data.manifest.clone().unwrap_or_else(|| compat_manifest(tree.key));
+            let m = trusted_manifest(tree.key, &m).ok_or(VerifyError::ManifestMismatch)?;
+            learned = Some(m.clone());
+            m
         };
-        if tree.manifest.is_none() {
-            if manifest.hash() != *tree.key && !manifest.is_compat(tree.key) {
-                return Err(VerifyError::ManifestMismatch);
-            }
-            learned = Some(manifest.clone());
-        }
         let verifier = Verifier::new(*tree.key, &manifest);
         let mut batch = Batch {
             tree: Tree {
@@ -377,7 +511,13 @@ pub fn verify(data: Data, tree: &TrustedTree<'_>) -> Result<PendingProof, Verify
         if batch.upgraded {
             let tree_hash = hash::tree_hash(&batch.tree.roots);
             let signed = SignedTree { tree_hash, length: batch.tree.length, fork: data.fork };
-            let signature = up.signature.clone().ok_or(VerifyError::MissingSignature)?;
+            // Within the prologue the tree hash is what is checked, never a signature (as in
+            // JavaScript's verifier): none is required, and whatever was sent is not kept.
+            let signature = if verifier.prologue_covers(batch.tree.length) {
+                Vec::new()
+            } else {
+                up.signature.clone().ok_or(VerifyError::MissingSignature)?
+            };
             if !verifier.verify(&signed, &signature) {
                 return Err(VerifyError::InvalidSignature {
                     length: batch.tree.length,
@@ -413,19 +553,21 @@ pub fn verify(data: Data, tree: &TrustedTree<'_>) -> Result<PendingProof, Verify
             learned = Some(m.clone());
         }
     }
-    if let Some(root) = untrusted {
+    if let Some((root, _)) = untrusted {
         checks.push((root, false));
     }
     let block = data.block.map(|b| (b.index, b.value));
     let proof = VerifiedProof {
+        key: *tree.key,
         fork: data.fork,
         base_length: tree.length,
         block,
-        nodes,
+        nodes: Vec::new(),
         upgrade,
         manifest: learned,
+        binding: None,
     };
-    Ok(PendingProof { proof, checks })
+    Ok(PendingProof { proof, checks, nodes, unproved_sizes })
 }
 
 #[cfg(test)]
@@ -506,8 +648,8 @@ mod tests {
                 let Ok(data) = Data::decode(&candidate) else { continue };
                 let Ok(pending) = verify(data, &trusted) else { continue };
                 let Ok(proof) = pending.complete(|i| nodes.iter().find(|n| n.index == i && i < 2 * length).copied()) else { continue };
-                if let Some(up) = proof.upgrade {
-                    prop_assert_eq!(up.roots, tree.roots.clone());
+                if let Some(up) = proof.upgrade() {
+                    prop_assert_eq!(&up.roots, &tree.roots);
                 }
             }
         }

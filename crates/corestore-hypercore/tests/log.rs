@@ -183,7 +183,7 @@ async fn assert_verifiable(core: &Hypercore) {
         ..Request::default()
     };
     let data = Data::decode(&core.create_proof(&req).await.unwrap().encode()).unwrap();
-    let head = verify(data, &empty).unwrap().complete(|_| None).unwrap().upgrade.unwrap();
+    let head = verify(data, &empty).unwrap().complete(|_| None).unwrap().upgrade().unwrap().clone();
     assert_eq!(head.tree_hash, core.tree_hash());
     let trusted = TrustedTree { length: head.length, roots: &head.roots, ..empty };
     for i in 0..core.contiguous_length() {
@@ -204,7 +204,7 @@ async fn assert_verifiable(core: &Hypercore) {
             .unwrap()
             .complete(|index| roots.iter().find(|r| r.index == index).copied())
             .unwrap();
-        assert_eq!(proof.block, Some((i, core.get(i).await.unwrap().unwrap())));
+        assert_eq!(proof.block(), Some((i, &core.get(i).await.unwrap().unwrap()[..])));
     }
 }
 

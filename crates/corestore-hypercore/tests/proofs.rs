@@ -135,12 +135,12 @@ async fn tampered_proofs_are_rejected_and_change_nothing() {
                 // The few bits nothing depends on (request id, an ignored patch count when the
                 // manifest does not allow patches) must not change what is accepted.
                 Ok(v) => {
-                    assert_eq!(v.block, reference.block, "byte {at}");
+                    assert_eq!(v.block(), reference.block(), "byte {at}");
                     let head = |p: &VerifiedProof| {
-                        p.upgrade.as_ref().map(|u| (u.length, u.roots.clone(), u.tree_hash))
+                        p.upgrade().map(|u| (u.length, u.roots.clone(), u.tree_hash))
                     };
                     assert_eq!(head(&v), head(&reference), "byte {at}");
-                    assert_eq!(v.nodes, reference.nodes, "byte {at}");
+                    assert_eq!(v.nodes(), reference.nodes(), "byte {at}");
                 }
             }
             assert_eq!(state(&fresh), before);
