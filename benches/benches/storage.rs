@@ -29,7 +29,13 @@ fn auth() -> CoreAuth {
     let kp = KeyPair::from_seed(&[3; 32]);
     let manifest = Manifest::single_signer(kp.public_key());
     let key = manifest.hash();
-    CoreAuth { key, discovery_key: key.discovery_key(), manifest: Some(manifest), key_pair: None }
+    CoreAuth {
+        key,
+        discovery_key: key.discovery_key(),
+        frozen: false,
+        manifest: Some(manifest),
+        key_pair: None,
+    }
 }
 
 /// A fresh store with one empty core; the directory lives as long as the returned guard.

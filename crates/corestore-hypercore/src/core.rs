@@ -32,7 +32,7 @@ const NODE_CACHE_LIMIT: usize = 1 << 16;
 /// Hasher for tree-index keys: a multiplicative mix (indexes are not attacker-chosen keys here:
 /// only verified or locally written nodes are cached).
 #[derive(Debug, Default, Clone, Copy)]
-struct IndexHasher(u64);
+pub(crate) struct IndexHasher(u64);
 
 impl std::hash::Hasher for IndexHasher {
     fn finish(&self) -> u64 {
@@ -50,7 +50,7 @@ impl std::hash::Hasher for IndexHasher {
     }
 }
 
-type NodeCache = HashMap<u64, Node, std::hash::BuildHasherDefault<IndexHasher>>;
+pub(crate) type NodeCache = HashMap<u64, Node, std::hash::BuildHasherDefault<IndexHasher>>;
 
 /// Source of [`Hypercore`] instance ids, which bind a [`VerifiedProof`] to the core that
 /// verified it.
@@ -168,6 +168,9 @@ pub enum ReceiveError {
     /// pure [`crate::verify()`]).
     #[error("the proof was not verified by this core")]
     ForeignProof,
+    /// The core is frozen (two valid signed trees conflicted): it takes no more upgrades.
+    #[error("the core is frozen: it takes no more upgrades")]
+    Frozen,
     /// The core changed since the proof was verified (verify it again).
     #[error("the core changed since the proof was verified")]
     Stale,
@@ -190,24 +193,42 @@ pub struct Applied {
 /// A signed append-only log.
 #[derive(Debug)]
 pub struct Hypercore {
-    storage: CoreStorage,
-    key: CoreKey,
-    discovery_key: DiscoveryKey,
-    manifest: Option<Manifest>,
-    verifier: Option<Verifier>,
-    key_pair: Option<KeyPair>,
-    tree: Tree,
-    tree_hash: [u8; 32],
-    bitfield: Bitfield,
-    contiguous_length: u64,
-    cache: NodeCache,
+    pub(crate) storage: CoreStorage,
+    pub(crate) key: CoreKey,
+    pub(crate) discovery_key: DiscoveryKey,
+    pub(crate) manifest: Option<Manifest>,
+    pub(crate) verifier: Option<Verifier>,
+    pub(crate) key_pair: Option<KeyPair>,
+    pub(crate) tree: Tree,
+    pub(crate) tree_hash: [u8; 32],
+    pub(crate) bitfield: Bitfield,
+    pub(crate) contiguous_length: u64,
+    pub(crate) cache: NodeCache,
     /// Unique per instance: proofs verified here are applied only here.
-    instance: u64,
+    pub(crate) instance: u64,
     /// Bumped by every change of the tree or of the stored nodes.
-    generation: u64,
+    pub(crate) generation: u64,
+    /// Two valid signed trees conflicted: no more upgrades (persisted).
+    pub(crate) frozen: bool,
 }
 
-fn stored(n: &Node) -> StoredNode {
+/// Deletes the blocks and tree nodes of a tree of `old` blocks past `length`, including the
+/// parents left of the new head whose subtree reaches past it (they are stale).
+pub(crate) fn delete_past(batch: &mut CoreBatch, length: u64, old: u64) {
+    batch.delete_blocks(length, old).delete_tree_nodes(2 * length, 2 * old);
+    if length > 0 {
+        let head = 2 * length;
+        let mut ite = Iter::new(head - 2);
+        while ite.factor / 2 <= 2 * old && ite.factor < (1 << 62) {
+            if ite.contains(head) && ite.index < head {
+                batch.delete_tree_nodes(ite.index, ite.index + 1);
+            }
+            ite.parent();
+        }
+    }
+}
+
+pub(crate) fn stored(n: &Node) -> StoredNode {
     StoredNode { size: n.size, hash: n.hash }
 }
 
@@ -269,6 +290,7 @@ impl Hypercore {
                 public_key: kp.public_key(),
                 secret_key: Some(kp.secret_key()),
             }),
+            frozen: false,
         };
         let core = storage.create_core(&auth, None).await?;
         let verifier = manifest.as_ref().map(|m| Verifier::new(key, m));
@@ -286,6 +308,7 @@ impl Hypercore {
             cache: NodeCache::default(),
             instance: next_instance(),
             generation: 0,
+            frozen: false,
         })
     }
 
@@ -364,6 +387,7 @@ impl Hypercore {
             cache: NodeCache::default(),
             instance: next_instance(),
             generation: 0,
+            frozen: auth.frozen,
         })
     }
 
@@ -380,6 +404,12 @@ impl Hypercore {
     /// The manifest, once known.
     pub fn manifest(&self) -> Option<&Manifest> {
         self.manifest.as_ref()
+    }
+
+    /// True when two valid signed trees conflicted (the writer equivocated): the core takes no
+    /// more upgrades or reorgs. Persisted.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
     }
 
     /// True when this core can append (it holds a signer's secret key).
@@ -465,7 +495,7 @@ impl Hypercore {
         Ok(count)
     }
 
-    fn remember(&mut self, nodes: &[Node]) {
+    pub(crate) fn remember(&mut self, nodes: &[Node]) {
         if self.cache.len() + nodes.len() > NODE_CACHE_LIMIT {
             self.cache.clear();
         }
@@ -476,7 +506,7 @@ impl Hypercore {
         Some((self.key_pair.as_ref()?, self.verifier.as_ref()?))
     }
 
-    fn put_head(batch: &mut CoreBatch, tree: &Tree, tree_hash: [u8; 32]) {
+    pub(crate) fn put_head(batch: &mut CoreBatch, tree: &Tree, tree_hash: [u8; 32]) {
         batch.put_head(&TreeHead {
             fork: tree.fork,
             length: tree.length,
@@ -561,18 +591,7 @@ impl Hypercore {
         // core (the new roots are below the new head and never deleted).
         let mut batch = self.storage.batch();
         Self::put_head(&mut batch, &tree, tree_hash);
-        batch.delete_blocks(length, old).delete_tree_nodes(2 * length, 2 * old);
-        if length > 0 {
-            // Parents left of the new head whose subtree reaches past it are stale.
-            let head = 2 * length;
-            let mut ite = Iter::new(head - 2);
-            while ite.factor / 2 <= 2 * old && ite.factor < (1 << 62) {
-                if ite.contains(head) && ite.index < head {
-                    batch.delete_tree_nodes(ite.index, ite.index + 1);
-                }
-                ite.parent();
-            }
-        }
+        delete_past(&mut batch, length, old);
         let staged = self.bitfield.stage(length, old, false);
         for (page, bytes) in staged.encoded() {
             batch.put_bitfield_page(page, &bytes);
@@ -640,6 +659,9 @@ impl Hypercore {
 
     /// Verifies received `data` against this core (no storage writes).
     pub async fn verify(&self, data: Data) -> Result<VerifiedProof, ReceiveError> {
+        if self.frozen && data.upgrade.is_some() {
+            return Err(ReceiveError::Frozen);
+        }
         let trusted = TrustedTree {
             key: &self.key,
             manifest: self.manifest.as_ref(),

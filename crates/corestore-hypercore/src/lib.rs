@@ -5,6 +5,9 @@
 //! The replication layer uses two entry points: [`Hypercore::create_proof`] answers a
 //! [`Request`]; [`Hypercore::verify`] + [`Hypercore::apply`] (or [`Hypercore::receive`]) take a
 //! [`Data`] message. Verification itself is pure ([`verify()`]), storage writes come after it.
+//! When the writer truncates, replicas follow through [`Hypercore::verify_fork_proof`],
+//! [`Reorg`] and [`Hypercore::apply_reorg`] (see [`reorg`]); two valid signed trees at one fork
+//! freeze the core ([`Hypercore::check_conflict`]).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -36,17 +39,20 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bitfield;
+mod conflict;
 mod core;
 pub mod flat;
 mod hash;
 mod message;
 mod proof;
+pub mod reorg;
 mod seek;
 mod signature;
 mod tree;
 mod verify;
 
 pub use crate::bitfield::{Bitfield, StagedPages, PAGE_BITS};
+pub use crate::conflict::ConflictError;
 pub use crate::core::{
     AppendError, Applied, CreateProofError, Hypercore, OpenError, ReceiveError, TruncateError,
 };
@@ -58,6 +64,7 @@ pub use crate::message::{
     SeekRequest, UpgradeRequest,
 };
 pub use crate::proof::{ProofError, ProofPlan, SeekTarget};
+pub use crate::reorg::{Reorg, ReorgApplied, ReorgError, ReorgWant};
 pub use crate::signature::{MultiSignature, SignError, SignedTree, SignerProof, Verifier};
 pub use crate::tree::Tree;
 pub use crate::verify::{

@@ -184,13 +184,13 @@ impl VerifiedProof {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a pending proof is not verified until `complete` succeeds"]
 pub struct PendingProof {
-    proof: VerifiedProof,
+    pub(crate) proof: VerifiedProof,
     /// Nodes that must equal a trusted node (`true`: a root of a shorter signed tree).
     checks: Vec<(Node, bool)>,
     /// Every node the proof establishes (some may already be trusted).
-    nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node>,
     /// Indexes of proof nodes whose size only the sum with their sibling fixes.
-    unproved_sizes: Vec<u64>,
+    pub(crate) unproved_sizes: Vec<u64>,
 }
 
 fn mismatch(trusted: &Node, node: &Node) -> VerifyError {
@@ -234,7 +234,8 @@ impl PendingProof {
 }
 
 /// The nodes of `nodes` not yet trusted, refusing any that disagrees with a trusted node;
-/// nodes listed in `unproved_sizes` are dropped unless trusted (their size is not established).
+/// nodes listed in `unproved_sizes` are dropped unless they or their sibling are trusted (else
+/// their size is not established).
 pub(crate) fn fresh_nodes(
     nodes: Vec<Node>,
     unproved_sizes: &[u64],
@@ -245,7 +246,9 @@ pub(crate) fn fresh_nodes(
         match trusted(node.index) {
             Some(t) if t == node => {}
             Some(t) => return Err(mismatch(&t, &node)),
-            None if unproved_sizes.contains(&node.index) => {}
+            // A trusted sibling fixes the size (the parent covers the sum).
+            None if unproved_sizes.contains(&node.index)
+                && trusted(crate::flat::sibling(node.index)).is_none() => {}
             None => match fresh.iter().find(|f| f.index == node.index) {
                 Some(f) if *f == node => {}
                 Some(f) => return Err(mismatch(f, &node)),
@@ -341,7 +344,7 @@ fn climb(
 
 /// Rebuilds the block / hash / seek path; returns its (untrusted) top node, and whether its size
 /// is established.
-fn verify_tree(
+pub(crate) fn verify_tree(
     data: &Data,
     nodes: &mut Vec<Node>,
     unproved_sizes: &mut Vec<u64>,

@@ -7,11 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use common::{block, block_request, memory, replica, upgrade_request, writer};
-use corestore_hypercore::{
-    flat, tree_hash, verify, AppendError, Data, Hypercore, NodeRequest, Request, SignedTree,
-    TruncateError, TrustedTree, UpgradeRequest, Verifier,
-};
+use common::{assert_verifiable, block, block_request, memory, replica, upgrade_request, writer};
+use corestore_hypercore::{tree_hash, AppendError, Hypercore, TruncateError};
 use corestore_keys::KeyPair;
 use corestore_storage::{
     DiskStorage, FaultyStorage, MemoryStorage, Storage, StorageBackend, WriteBatch,
@@ -160,51 +157,6 @@ impl StorageBackend for CrashAfter {
     }
     async fn flush(&self) -> io::Result<()> {
         self.inner.flush().await
-    }
-}
-
-/// Checks a reopened core against its stored head: the signature verifies, and a proof of every
-/// present block verifies against the signed tree (as a peer knowing only the key would see it).
-async fn assert_verifiable(core: &Hypercore) {
-    let verifier = Verifier::new(*core.key(), core.manifest().unwrap());
-    let signed =
-        SignedTree { tree_hash: core.tree_hash(), length: core.length(), fork: core.fork() };
-    assert!(core.length() == 0 || verifier.verify(&signed, core.signature()));
-    assert_eq!(tree_hash(core.roots()), core.tree_hash());
-    if core.length() == 0 {
-        return;
-    }
-    let empty =
-        TrustedTree { key: core.key(), manifest: None, fork: core.fork(), length: 0, roots: &[] };
-    let req = Request {
-        upgrade: Some(UpgradeRequest { start: 0, length: core.length() }),
-        manifest: true,
-        fork: core.fork(),
-        ..Request::default()
-    };
-    let data = Data::decode(&core.create_proof(&req).await.unwrap().encode()).unwrap();
-    let head = verify(data, &empty).unwrap().complete(|_| None).unwrap().upgrade().unwrap().clone();
-    assert_eq!(head.tree_hash, core.tree_hash());
-    let trusted = TrustedTree { length: head.length, roots: &head.roots, ..empty };
-    for i in 0..core.contiguous_length() {
-        let mut ite = flat::Iter::new(2 * i);
-        let mut nodes = 0;
-        while !head.roots.iter().any(|r| r.index == ite.index) {
-            ite.parent();
-            nodes += 1;
-        }
-        let req = Request {
-            block: Some(NodeRequest { index: i, nodes }),
-            fork: core.fork(),
-            ..Request::default()
-        };
-        let data = Data::decode(&core.create_proof(&req).await.unwrap().encode()).unwrap();
-        let roots = head.roots.clone();
-        let proof = verify(data, &trusted)
-            .unwrap()
-            .complete(|index| roots.iter().find(|r| r.index == index).copied())
-            .unwrap();
-        assert_eq!(proof.block(), Some((i, &core.get(i).await.unwrap().unwrap()[..])));
     }
 }
 

@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let auth = CoreAuth {
         key,
         discovery_key: key.discovery_key(),
+        frozen: false,
         manifest: Some(manifest),
         key_pair: None,
     };

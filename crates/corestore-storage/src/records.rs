@@ -15,6 +15,9 @@ pub struct CoreAuth {
     pub manifest: Option<Manifest>,
     /// The writer's key pair, when this store may have it.
     pub key_pair: Option<StoredKeyPair>,
+    /// Two valid signed trees conflict (the writer equivocated): the core takes no more upgrades
+    /// (JavaScript `auth.frozen`). Records written before this field read as `false`.
+    pub frozen: bool,
 }
 
 /// A stored key pair: the public key, and the libsodium secret key when the core is writable.
@@ -85,6 +88,7 @@ fn u64_le(d: &mut Decoder<'_>) -> Result<u64, DecodeError> {
 const AUTH_HAS_MANIFEST: u64 = 1;
 const AUTH_HAS_PUBLIC_KEY: u64 = 2;
 const AUTH_HAS_SECRET_KEY: u64 = 4;
+const AUTH_FROZEN: u64 = 8;
 
 impl CoreAuth {
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -92,6 +96,9 @@ impl CoreAuth {
         let mut flags = 0;
         if self.manifest.is_some() {
             flags |= AUTH_HAS_MANIFEST;
+        }
+        if self.frozen {
+            flags |= AUTH_FROZEN;
         }
         if let Some(kp) = &self.key_pair {
             flags |= AUTH_HAS_PUBLIC_KEY;
@@ -133,7 +140,7 @@ impl CoreAuth {
             };
             Some(StoredKeyPair { public_key, secret_key })
         };
-        Ok(Self { key, discovery_key, manifest, key_pair })
+        Ok(Self { key, discovery_key, manifest, key_pair, frozen: flags & AUTH_FROZEN != 0 })
     }
 }
 
@@ -180,5 +187,30 @@ impl Hints {
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         Ok(Self { contiguous_length: u64_le(&mut Decoder::new(bytes))? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corestore_keys::{KeyPair, Manifest};
+
+    #[test]
+    fn frozen_auth_round_trips_and_old_records_are_not_frozen() {
+        let kp = KeyPair::from_seed(&[3; 32]);
+        let manifest = Manifest::single_signer(kp.public_key());
+        let key = manifest.hash();
+        let auth = CoreAuth {
+            key,
+            discovery_key: key.discovery_key(),
+            manifest: Some(manifest),
+            key_pair: None,
+            frozen: false,
+        };
+        let old = auth.encode();
+        assert_eq!(old[0], 1, "a record without the frozen flag, as older versions wrote it");
+        assert_eq!(CoreAuth::decode(&old).unwrap(), auth);
+        let frozen = CoreAuth { frozen: true, ..auth };
+        assert_eq!(CoreAuth::decode(&frozen.encode()).unwrap(), frozen);
     }
 }

@@ -536,6 +536,7 @@ mod tests {
         CoreAuth {
             key,
             discovery_key: key.discovery_key(),
+            frozen: false,
             manifest: Some(manifest),
             key_pair: Some(StoredKeyPair {
                 public_key: kp.public_key(),

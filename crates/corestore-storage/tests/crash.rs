@@ -31,7 +31,13 @@ fn auth() -> CoreAuth {
     let kp = KeyPair::from_seed(&[42; 32]);
     let manifest = Manifest::single_signer(kp.public_key());
     let key = manifest.hash();
-    CoreAuth { key, discovery_key: key.discovery_key(), manifest: Some(manifest), key_pair: None }
+    CoreAuth {
+        key,
+        discovery_key: key.discovery_key(),
+        frozen: false,
+        manifest: Some(manifest),
+        key_pair: None,
+    }
 }
 
 /// Deterministic contents of block `i`, of varying length.

@@ -12,7 +12,13 @@ fn auth() -> CoreAuth {
     let kp = KeyPair::from_seed(&[5; 32]);
     let manifest = Manifest::single_signer(kp.public_key());
     let key = manifest.hash();
-    CoreAuth { key, discovery_key: key.discovery_key(), manifest: Some(manifest), key_pair: None }
+    CoreAuth {
+        key,
+        discovery_key: key.discovery_key(),
+        frozen: false,
+        manifest: Some(manifest),
+        key_pair: None,
+    }
 }
 
 fn injected(err: &StorageError) -> bool {

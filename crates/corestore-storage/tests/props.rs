@@ -237,6 +237,7 @@ fn auth_of(case: &SchemaCase) -> CoreAuth {
     CoreAuth {
         key,
         discovery_key: key.discovery_key(),
+        frozen: false,
         manifest: case.manifest.then_some(manifest),
         key_pair: case.key_pair.map(|with_secret| StoredKeyPair {
             public_key: kp.public_key(),
