@@ -296,3 +296,104 @@ async fn seek_proofs_match_javascript() {
         }
     }
 }
+
+/// The fork path against JavaScript: Node truncates (fork 1) and appends again; its fork proof and
+/// its answers to the bisection's `hash` requests are byte-identical to Rust's, and drive a Rust
+/// replica to the same common ancestor and head.
+#[tokio::test]
+async fn node_fork_proofs_drive_a_rust_reorg() {
+    let Some(node) = NodeJs::get("node_fork_proofs_drive_a_rust_reorg") else { return };
+    let mut rng = StdRng::seed_from_u64(rand::random());
+    for (count, keep, more) in [(40usize, 23u64, 10usize), (17, 0, 3), (30, 16, 1)] {
+        let p = pair(&mut rng, count).await;
+        // A Rust replica holding the whole old fork.
+        let mut r = Hypercore::open(&memory().await, *p.rust.key(), None).await.unwrap();
+        let up = upgrade_request(&r, 1, p.rust.length(), true);
+        r.receive(p.rust.create_proof(&up).await.unwrap()).await.unwrap();
+        for i in 0..p.rust.length() {
+            r.receive(p.rust.create_proof(&block_request(&r, 1, i).await).await.unwrap())
+                .await
+                .unwrap();
+        }
+        // The same rewrite in Rust gives the requests the replica sends, and Rust's answers.
+        let mut rewritten = pair_again(&p).await;
+        rewritten.truncate(keep).await.unwrap();
+        let new_blocks: Vec<Vec<u8>> =
+            (0..more).map(|_| (0..rng.gen_range(0..50)).map(|_| rng.gen()).collect()).collect();
+        rewritten.append(&new_blocks).await.unwrap();
+        let mut requests = vec![Request {
+            id: 1,
+            fork: 1,
+            upgrade: Some(corestore_hypercore::UpgradeRequest {
+                start: 0,
+                length: rewritten.length(),
+            }),
+            ..Request::default()
+        }];
+        let mut ours = vec![rewritten.create_proof(&requests[0]).await.unwrap()];
+        let mut reorg = r.verify_fork_proof(ours[0].clone()).await.unwrap();
+        while let Some(mut req) = reorg.next_request() {
+            req.id = requests.len() as u64 + 1;
+            let data = rewritten.create_proof(&req).await.unwrap();
+            reorg.handle(&r, data.clone()).await.unwrap();
+            requests.push(req);
+            ours.push(data);
+        }
+        assert_eq!(reorg.ancestors(), keep);
+
+        let js = node.run_json(
+            "hypercore-oracle.js",
+            &["write"],
+            &json!({
+                "seed": hex::encode(p.seed),
+                "blocks": p.blocks.iter().map(hex::encode).collect::<Vec<_>>(),
+                "batches": p.batches,
+                "truncate": { "length": keep, "blocks": new_blocks.iter().map(hex::encode).collect::<Vec<_>>() },
+                "requests": requests.iter().map(request_json).collect::<Vec<_>>(),
+            }),
+        );
+        assert_eq!(js["fork"], 1);
+        assert_eq!(js["treeHash"], hex::encode(rewritten.tree_hash()));
+        let theirs: Vec<Data> = js["proofs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&ours)
+            .map(|(t, o)| {
+                let t = t.as_str().unwrap_or_else(|| panic!("no data: {t}"));
+                assert_eq!(t, hex::encode(o.encode()), "Node's fork-path proof differs");
+                Data::decode(&hex::decode(t).unwrap()).unwrap()
+            })
+            .collect();
+        assert_eq!(theirs.len(), requests.len());
+
+        // Node's proofs alone take the Rust replica to the new fork.
+        let mut reorg = r.verify_fork_proof(theirs[0].clone()).await.unwrap();
+        for data in &theirs[1..] {
+            reorg.handle(&r, data.clone()).await.unwrap();
+        }
+        assert!(reorg.is_finished());
+        let applied = r.apply_reorg(reorg).await.unwrap();
+        assert_eq!(
+            (applied.ancestors, applied.fork, applied.length),
+            (keep, 1, rewritten.length())
+        );
+        assert_eq!(hex::encode(r.tree_hash()), js["treeHash"]);
+        for i in 0..keep {
+            assert_eq!(r.get(i).await.unwrap().as_ref(), Some(&p.blocks[i as usize]));
+        }
+        assert_eq!(r.get(keep).await.unwrap(), None);
+    }
+}
+
+/// The Rust writer of `p` once more (same seed, blocks and batches: the same signed tree).
+async fn pair_again(p: &Pair) -> Hypercore {
+    let mut rust =
+        Hypercore::create(&memory().await, KeyPair::from_seed(&p.seed), None).await.unwrap();
+    let mut at = 0;
+    for &n in &p.batches {
+        rust.append(&p.blocks[at..at + n as usize]).await.unwrap();
+        at += n as usize;
+    }
+    rust
+}

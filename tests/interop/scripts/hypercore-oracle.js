@@ -24,6 +24,8 @@
  *             "blocks": ["<hex>", ...],
  *             "batches": [n1, n2, ...],          optional: append the blocks in groups of these sizes
  *                                                (must sum to blocks.length); default: one append per block
+ *             "truncate": { "length": l, "blocks": ["<hex>", ...] },  optional: then truncate to l
+ *                                                (fork + 1) and append these blocks in one batch
  *             "requests": [<request>, ...] }     optional
  *   The core is created exactly as corestore 7 does it: `new Corestore(tmp).get({ keyPair })` with
  *   keyPair = hypercore-crypto keyPair(seed) (compat false, manifest v1, single signer).
@@ -201,6 +203,15 @@ async function write(input) {
       if (n === 0) continue
       await session.append(blocks.slice(at, at + n))
       at += n
+    }
+
+    // Optional rewrite: truncate (fork + 1), then append more blocks, before answering requests.
+    if (input.truncate) {
+      const t = input.truncate
+      if (!Number.isInteger(t.length) || t.length < 0) throw new Error('truncate.length must be an integer')
+      await session.truncate(t.length)
+      const more = (t.blocks || []).map((b, i) => fromHex(b, 'truncate.blocks[' + i + ']'))
+      if (more.length) await session.append(more)
     }
 
     const core = session.core
