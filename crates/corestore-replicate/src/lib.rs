@@ -20,6 +20,7 @@ mod framing;
 mod mux;
 mod noise;
 mod poly1305;
+pub mod protocol;
 mod secretstream;
 mod stream;
 #[cfg(any(test, feature = "__testing"))]
