@@ -5,6 +5,8 @@ mod message;
 mod peer;
 mod remote;
 mod replicator;
+#[cfg(test)]
+mod tests;
 
 pub use message::{
     BitfieldSlice, Extension, Handshake, Message, MessageError, NoData, Range, Sync, Want,

@@ -326,13 +326,7 @@ impl Replicator {
     /// an `update()` has nothing more to wait for.
     pub fn is_settled(&self, core: &impl CoreView) -> bool {
         self.upgrade_inflight.is_none()
-            && self.peers.values().all(|p| {
-                p.synced
-                    && (p.remote.fork != core.fork()
-                        || p.remote.length <= core.length()
-                        || p.upgrade_failed_at == Some(p.remote.length)
-                        || !p.remote.uploading)
-            })
+            && self.peers.values().all(|p| p.synced && !can_upgrade_from(p, core))
     }
 
     /// Sets whether this core wants data (sent in `sync`; a channel where neither side wants
@@ -910,14 +904,7 @@ impl Replicator {
         let best = self
             .peers
             .iter()
-            .filter(|(_, p)| {
-                p.has_room(now)
-                    && p.remote.fork == fork
-                    && p.remote.length > length
-                    && p.length_acked == length
-                    && p.upgrade_failed_at != Some(p.remote.length)
-                    && (core.manifest().is_some() || p.remote.has_manifest)
-            })
+            .filter(|(_, p)| p.has_room(now) && can_upgrade_from(p, core))
             .max_by_key(|(_, p)| p.remote.length)
             .map(|(id, p)| (*id, p.remote.length, p.remote.has_manifest));
         if let Some((id, remote_length, remote_has_manifest)) = best {
@@ -992,6 +979,18 @@ impl Replicator {
             Message::Want(Want { start: batch * WANT_BATCH, length: WANT_BATCH, any: false });
         self.actions.push_back(Action::Send { peer: id, message });
     }
+}
+
+/// True when `peer` can grow the core: same fork, longer, it acknowledged our length (as
+/// JavaScript's `_shouldUpgrade`), it did not fail to prove this length before, and the
+/// signature can be checked (we have the manifest or it does).
+fn can_upgrade_from(peer: &Peer, core: &impl CoreView) -> bool {
+    peer.remote.uploading
+        && peer.remote.fork == core.fork()
+        && peer.remote.length > core.length()
+        && peer.length_acked == core.length()
+        && peer.upgrade_failed_at != Some(peer.remote.length)
+        && (core.manifest().is_some() || peer.remote.has_manifest)
 }
 
 /// True when `data` answers `request` (JavaScript's `_matchingRequest`).
