@@ -20,6 +20,8 @@ mod framing;
 mod mux;
 mod noise;
 mod poly1305;
+pub mod protocol;
+mod replication;
 mod secretstream;
 mod stream;
 #[cfg(any(test, feature = "__testing"))]
@@ -34,6 +36,10 @@ pub use mux::{
 };
 pub use noise::{
     dh, Handshake, HandshakeError, HandshakeResult, Role, MAX_MESSAGE_LEN, PROTOCOL_NAME,
+};
+pub use replication::{
+    Download, GetError, GetOptions, RemoteOpenHook, Replication, ReplicationError,
+    ReplicationOptions, SharedCore,
 };
 pub use secretstream::{DecryptError, Decryptor, Encryptor, FixedRng, ABYTES, HEADERBYTES};
 pub use stream::{

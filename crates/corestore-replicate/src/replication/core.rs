@@ -1,0 +1,373 @@
+//! [`SharedCore`]: one open core shared by every session that uses it and every connection that
+//! replicates it.
+//!
+//! Ownership, written down (DESIGN.md asks for it): the `Hypercore` sits behind a
+//! `tokio::sync::RwLock` that is only ever held across *storage* awaits (reads, proofs, one
+//! atomic write), never across a network await; its [`Replicator`] sits behind a `std` mutex that
+//! is never held across any await. A connection task does the async work the replicator asks for
+//! (proofs, verification) for its own peers, so a slow or stalled peer only ever stalls its own
+//! connection task: other peers, other cores and local appends and reads go on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use corestore_hypercore::{AppendError, Hypercore};
+use corestore_keys::{CoreKey, DiscoveryKey};
+use corestore_storage::StorageError;
+use tokio::sync::{broadcast, mpsc, watch, RwLock, RwLockReadGuard};
+
+use super::stream::Command;
+use crate::mux::ChannelId;
+use crate::protocol::{Action, PeerId, RangeId, Replicator, ReplicatorConfig, ReplicatorEvent};
+
+/// Events of a [`SharedCore`] kept for slow subscribers before the oldest are dropped.
+const EVENT_BACKLOG: usize = 1024;
+
+/// Why a read of a [`SharedCore`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GetError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// No peer delivered the block in time.
+    #[error("block {index} did not arrive within {timeout:?}")]
+    Timeout {
+        /// The block.
+        index: u64,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+}
+
+/// How [`SharedCore::get`] waits for a block that is not stored locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GetOptions {
+    /// Wait for a peer to deliver it (`false`: answer `None` at once).
+    pub wait: bool,
+    /// Give up after this long (`None`: wait until the future is dropped, as JavaScript waits
+    /// forever).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for GetOptions {
+    fn default() -> Self {
+        Self { wait: true, timeout: None }
+    }
+}
+
+/// Where a peer's work goes: the command queue of the connection task it lives on.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) tx: mpsc::UnboundedSender<Command>,
+    pub(crate) channel: ChannelId,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) replicator: Replicator,
+    pub(crate) links: HashMap<PeerId, Link>,
+    /// Connections that attached this core but whose channel is not open yet (an `update()`
+    /// waits for them, as JavaScript's `findingPeers`).
+    pub(crate) pending: usize,
+}
+
+#[derive(Debug)]
+struct Inner {
+    key: CoreKey,
+    discovery_key: DiscoveryKey,
+    core: RwLock<Hypercore>,
+    state: Mutex<State>,
+    changed: watch::Sender<u64>,
+    events: broadcast::Sender<ReplicatorEvent>,
+}
+
+/// One open core, shared (cloning is cheap and gives another handle on the same core).
+#[derive(Debug, Clone)]
+pub struct SharedCore(Arc<Inner>);
+
+impl SharedCore {
+    /// Shares `core`, replicated with `config`.
+    pub fn new(core: Hypercore, config: ReplicatorConfig) -> Self {
+        Self(Arc::new(Inner {
+            key: *core.key(),
+            discovery_key: *core.discovery_key(),
+            core: RwLock::new(core),
+            state: Mutex::new(State {
+                replicator: Replicator::new(config),
+                links: HashMap::new(),
+                pending: 0,
+            }),
+            changed: watch::channel(0).0,
+            events: broadcast::channel(EVENT_BACKLOG).0,
+        }))
+    }
+
+    /// The core key.
+    pub fn key(&self) -> &CoreKey {
+        &self.0.key
+    }
+
+    /// The discovery key.
+    pub fn discovery_key(&self) -> &DiscoveryKey {
+        &self.0.discovery_key
+    }
+
+    /// True when both handles share one core.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Read access to the core (held only across storage awaits).
+    pub async fn read(&self) -> RwLockReadGuard<'_, Hypercore> {
+        self.0.core.read().await
+    }
+
+    pub(crate) async fn write(&self) -> tokio::sync::RwLockWriteGuard<'_, Hypercore> {
+        self.0.core.write().await
+    }
+
+    /// The replication events of this core (downloads, uploads, peers, upgrades, extensions).
+    pub fn subscribe(&self) -> broadcast::Receiver<ReplicatorEvent> {
+        self.0.events.subscribe()
+    }
+
+    /// How many peers replicate this core now.
+    pub fn peer_count(&self) -> usize {
+        self.lock().replicator.peers().count()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held leaves plain bookkeeping behind; keep going with it.
+        self.0.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the replicator, then routes what it asked for.
+    pub(crate) fn with_replicator<R>(&self, f: impl FnOnce(&mut Replicator) -> R) -> R {
+        let mut state = self.lock();
+        let out = f(&mut state.replicator);
+        self.route(&mut state);
+        out
+    }
+
+    /// Drains the replicator's actions to the connection tasks of their peers.
+    pub(crate) fn route(&self, state: &mut State) {
+        let mut changed = false;
+        while let Some(action) = state.replicator.poll_action() {
+            let (peer, command) = match action {
+                Action::Event(event) => {
+                    changed = true;
+                    let _ = self.0.events.send(event);
+                    continue;
+                }
+                Action::Send { peer, message } => (peer, Command::Send { message }),
+                Action::Request { peer, request } => (peer, Command::Request { request }),
+                Action::Answer { peer, ticket, request } => {
+                    (peer, Command::Answer { peer, ticket, request })
+                }
+                Action::Verify { peer, data } => (peer, Command::Verify { peer, data }),
+                Action::Close { peer, error } => {
+                    changed = true;
+                    (peer, Command::CloseChannel { error })
+                }
+                Action::EndConnection { peer, error } => {
+                    changed = true;
+                    (peer, Command::End { error })
+                }
+            };
+            if let Some(link) = state.links.get(&peer) {
+                let _ = link.tx.send(Command::Channel {
+                    channel: link.channel,
+                    core: self.clone(),
+                    command: Box::new(command),
+                });
+            }
+        }
+        if changed {
+            self.notify();
+        }
+    }
+
+    /// Wakes every waiter (a block, a length or a peer changed).
+    pub(crate) fn notify(&self) {
+        self.0.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Appends `blocks` (one signature, one atomic write); peers hear of it at once.
+    pub async fn append<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<u64, AppendError> {
+        let mut core = self.write().await;
+        let length = core.append(blocks).await?;
+        self.with_replicator(|r| r.handle_append(&*core));
+        drop(core);
+        self.notify();
+        Ok(length)
+    }
+
+    /// Block `index`: from storage, or else from a peer, waiting as `options` say. Dropping the
+    /// future cancels the wait (and the request, when nobody else wants the block).
+    pub async fn get(&self, index: u64, options: GetOptions) -> Result<Option<Vec<u8>>, GetError> {
+        let mut changed = self.0.changed.subscribe();
+        {
+            let core = self.read().await;
+            if core.has(index) || !options.wait {
+                return Ok(core.get(index).await?);
+            }
+        }
+        let _want = BlockWant::new(self, index).await;
+        let wait = async {
+            loop {
+                {
+                    let core = self.read().await;
+                    if core.has(index) {
+                        return Ok(core.get(index).await?);
+                    }
+                }
+                if changed.changed().await.is_err() {
+                    return Ok(None);
+                }
+            }
+        };
+        match options.timeout {
+            None => wait.await,
+            Some(timeout) => tokio::time::timeout(timeout, wait)
+                .await
+                .map_err(|_| GetError::Timeout { index, timeout })?,
+        }
+    }
+
+    /// Learns the peers' length: asks for an upgrade and waits until every peer has answered
+    /// (or `timeout` passed). Returns true when the core grew.
+    pub async fn update(&self, timeout: Option<Duration>) -> bool {
+        let mut changed = self.0.changed.subscribe();
+        let before = self.read().await.length();
+        let wait = async {
+            {
+                let core = self.read().await;
+                self.with_replicator(|r| r.want_upgrade(&*core, now()));
+            }
+            loop {
+                {
+                    let core = self.read().await;
+                    let state = self.lock();
+                    if state.pending == 0 && state.replicator.is_settled(&*core) {
+                        return;
+                    }
+                }
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        match timeout {
+            None => wait.await,
+            Some(t) => {
+                let _ = tokio::time::timeout(t, wait).await;
+            }
+        }
+        self.read().await.length() > before
+    }
+
+    /// Downloads blocks `[start, end)` (`None`: everything, live, until the handle is dropped).
+    pub async fn download(&self, start: u64, end: Option<u64>) -> Download {
+        let core = self.read().await;
+        let id = self.with_replicator(|r| r.want_range(start, end, &*core, now()));
+        drop(core);
+        Download { core: self.clone(), id, start, end }
+    }
+
+    /// Registers an extension: its messages arrive as [`ReplicatorEvent::Extension`].
+    pub fn register_extension(&self, name: &str) {
+        self.lock().replicator.register_extension(name);
+    }
+
+    /// Sends an extension message to every peer.
+    pub fn broadcast_extension(&self, name: &str, message: &Bytes) {
+        self.with_replicator(|r| r.send_extension(None, name, message));
+    }
+
+    /// Sends an extension message to one peer.
+    pub fn send_extension(&self, peer: PeerId, name: &str, message: &Bytes) {
+        self.with_replicator(|r| r.send_extension(Some(peer), name, message));
+    }
+
+    pub(crate) fn changed(&self) -> watch::Receiver<u64> {
+        self.0.changed.subscribe()
+    }
+}
+
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Keeps a block wanted until dropped.
+struct BlockWant<'a> {
+    core: &'a SharedCore,
+    index: u64,
+}
+
+impl<'a> BlockWant<'a> {
+    async fn new(core: &'a SharedCore, index: u64) -> Self {
+        let view = core.read().await;
+        core.with_replicator(|r| r.want_block(index, &*view, now()));
+        Self { core, index }
+    }
+}
+
+impl Drop for BlockWant<'_> {
+    fn drop(&mut self) {
+        let index = self.index;
+        self.core.with_replicator(|r| r.unwant_block(index));
+    }
+}
+
+/// A running download of a range; dropping it stops the download.
+#[derive(Debug)]
+pub struct Download {
+    core: SharedCore,
+    id: RangeId,
+    start: u64,
+    end: Option<u64>,
+}
+
+impl Download {
+    /// Blocks of the range stored locally, and the range's size (`None` for a live range).
+    pub async fn progress(&self) -> (u64, Option<u64>) {
+        let core = self.core.read().await;
+        let end = self.end.unwrap_or(core.length());
+        let have = (self.start..end).filter(|&i| core.has(i)).count() as u64;
+        (have, self.end.map(|e| e.saturating_sub(self.start)))
+    }
+
+    /// Waits until every block of a bounded range is stored (a live range waits for the core's
+    /// current length).
+    pub async fn done(&self) {
+        let mut changed = self.core.changed();
+        // Every block below `cursor` is stored: each wake-up looks at each block once at most.
+        let mut cursor = self.start;
+        loop {
+            {
+                let core = self.core.read().await;
+                let end = self.end.unwrap_or(core.length());
+                cursor = cursor.max(core.contiguous_length());
+                while cursor < end && core.has(cursor) {
+                    cursor += 1;
+                }
+                if cursor >= end {
+                    return;
+                }
+            }
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.core.with_replicator(|r| r.unwant_range(id));
+    }
+}

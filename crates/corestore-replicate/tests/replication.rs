@@ -1,0 +1,192 @@
+//! Two or three [`SharedCore`]s replicating over in-memory duplex streams and TCP loopback with
+//! the tokio layer: downloads, sparse gets, live appends, update, cancellation by drop, and
+//! cleanup when a connection goes away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use corestore_hypercore::Hypercore;
+use corestore_keys::KeyPair;
+use corestore_replicate::protocol::{ReplicatorConfig, ReplicatorEvent};
+use corestore_replicate::{
+    GetError, GetOptions, Replication, ReplicationOptions, Role, SharedCore,
+};
+use corestore_storage::{MemoryStorage, Storage};
+
+fn block(i: u64) -> Vec<u8> {
+    format!("block {i} {}", "y".repeat((i % 300) as usize)).into_bytes()
+}
+
+async fn writer(blocks: u64) -> SharedCore {
+    let storage = Storage::open(Arc::new(MemoryStorage::new())).await.unwrap();
+    let mut core = Hypercore::create(&storage, KeyPair::generate(), None).await.unwrap();
+    let data: Vec<Vec<u8>> = (0..blocks).map(block).collect();
+    for chunk in data.chunks(500) {
+        core.append(chunk).await.unwrap();
+    }
+    SharedCore::new(core, ReplicatorConfig::default())
+}
+
+async fn reader(of: &SharedCore, config: ReplicatorConfig) -> SharedCore {
+    let storage = Storage::open(Arc::new(MemoryStorage::new())).await.unwrap();
+    SharedCore::new(Hypercore::open(&storage, *of.key(), None).await.unwrap(), config)
+}
+
+fn connect(a: &SharedCore, b: &SharedCore) -> (Replication, Replication) {
+    let (x, y) = tokio::io::duplex(256 * 1024);
+    let ra = Replication::spawn(x, Role::Initiator, ReplicationOptions::default());
+    let rb = Replication::spawn(y, Role::Responder, ReplicationOptions::default());
+    ra.attach(a);
+    rb.attach(b);
+    (ra, rb)
+}
+
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), f).await.expect("finished within 60 s")
+}
+
+#[tokio::test]
+async fn download_everything_then_get_reads_locally() {
+    let w = writer(2000).await;
+    let r = reader(&w, ReplicatorConfig::default()).await;
+    let _conns = connect(&w, &r);
+    let download = r.download(0, Some(2000)).await;
+    within(download.done()).await;
+    assert_eq!(download.progress().await, (2000, Some(2000)));
+    for i in 0..2000 {
+        let got = r.get(i, GetOptions { wait: false, timeout: None }).await.unwrap();
+        assert_eq!(got, Some(block(i)), "block {i}");
+    }
+}
+
+#[tokio::test]
+async fn sparse_get_waits_for_a_peer_and_fetches_only_that_block() {
+    let w = writer(500).await;
+    let r = reader(&w, ReplicatorConfig::default()).await;
+    let _conns = connect(&w, &r);
+    assert_eq!(within(r.get(321, GetOptions::default())).await.unwrap(), Some(block(321)));
+    assert_eq!(within(r.get(7, GetOptions::default())).await.unwrap(), Some(block(7)));
+    let core = r.read().await;
+    assert_eq!(core.length(), 500);
+    assert_eq!((0..500).filter(|&i| core.has(i)).collect::<Vec<_>>(), vec![7, 321]);
+}
+
+#[tokio::test]
+async fn live_appends_reach_an_eager_reader_and_update_learns_the_length() {
+    let w = writer(10).await;
+    let eager = ReplicatorConfig { eager: true, ..ReplicatorConfig::default() };
+    let r = reader(&w, eager).await;
+    let _conns = connect(&w, &r);
+    let mut events = r.subscribe();
+    within(async {
+        while r.read().await.contiguous_length() < 10 {
+            events.recv().await.unwrap();
+        }
+    })
+    .await;
+    for round in 0..5u64 {
+        let blocks: Vec<Vec<u8>> = (0..20).map(|i| block(1000 + round * 20 + i)).collect();
+        w.append(&blocks).await.unwrap();
+        let want = 10 + 20 * (round + 1);
+        within(async {
+            while r.read().await.contiguous_length() < want {
+                events.recv().await.unwrap();
+            }
+        })
+        .await;
+    }
+    let sparse = reader(&w, ReplicatorConfig::default()).await;
+    let _more = connect(&w, &sparse);
+    assert!(within(sparse.update(None)).await, "update learned the writer's length");
+    assert_eq!(sparse.read().await.length(), 110);
+    assert!(!within(sparse.update(None)).await, "nothing new the second time");
+}
+
+#[tokio::test]
+async fn wait_false_timeout_and_drop_cancel() {
+    let w = writer(5).await;
+    let r = reader(&w, ReplicatorConfig::default()).await;
+    // No connection: nothing can arrive.
+    let no_wait = GetOptions { wait: false, timeout: None };
+    assert_eq!(r.get(1, no_wait).await.unwrap(), None);
+    let t = Duration::from_millis(50);
+    let err = r.get(1, GetOptions { wait: true, timeout: Some(t) }).await.unwrap_err();
+    assert!(matches!(err, GetError::Timeout { index: 1, .. }), "{err:?}");
+    // A dropped get leaves nothing behind: once connected, block 1 is not fetched for it.
+    let pending = r.get(3, GetOptions::default());
+    drop(pending);
+    let _conns = connect(&w, &r);
+    assert!(within(r.update(None)).await);
+    assert_eq!(within(r.get(4, GetOptions::default())).await.unwrap(), Some(block(4)));
+    assert!(!r.read().await.has(3), "the dropped get did not download block 3");
+    assert!(!r.read().await.has(1), "the timed-out get did not download block 1");
+}
+
+#[tokio::test]
+async fn a_connection_that_ends_removes_its_peer_and_a_new_one_resumes() {
+    let w = writer(3000).await;
+    let r = reader(&w, ReplicatorConfig::default()).await;
+    let (a, b) = connect(&w, &r);
+    let download = r.download(0, Some(3000)).await;
+    let mut events = r.subscribe();
+    within(async {
+        loop {
+            if let ReplicatorEvent::Downloaded { index, .. } = events.recv().await.unwrap() {
+                if index > 100 {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    a.close();
+    within(a.finished()).await.unwrap();
+    let _ = within(b.finished()).await;
+    assert_eq!(w.peer_count(), 0);
+    assert_eq!(r.peer_count(), 0);
+    let (have, _) = download.progress().await;
+    assert!(have < 3000, "the transfer was cut mid-way ({have} blocks)");
+    let _again = connect(&w, &r);
+    within(download.done()).await;
+    for i in (0..3000).step_by(97) {
+        assert_eq!(r.get(i, GetOptions::default()).await.unwrap(), Some(block(i)));
+    }
+}
+
+#[tokio::test]
+async fn over_tcp_loopback_with_three_peers() {
+    let w = writer(1500).await;
+    let r1 = reader(&w, ReplicatorConfig { eager: true, ..ReplicatorConfig::default() }).await;
+    let r2 = reader(&w, ReplicatorConfig { eager: true, ..ReplicatorConfig::default() }).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serve = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            let mut conns = vec![];
+            for _ in 0..2 {
+                let (socket, _) = listener.accept().await.unwrap();
+                let conn =
+                    Replication::spawn(socket, Role::Responder, ReplicationOptions::default());
+                conn.attach(&w);
+                conns.push(conn);
+            }
+            conns
+        })
+    };
+    let mut clients = vec![];
+    for r in [&r1, &r2] {
+        let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let conn = Replication::spawn(socket, Role::Initiator, ReplicationOptions::default());
+        conn.attach(r);
+        clients.push(conn);
+    }
+    // r1 and r2 also replicate with each other.
+    let _between = connect(&r1, &r2);
+    let _server = serve.await.unwrap();
+    for r in [&r1, &r2] {
+        let download = r.download(0, Some(1500)).await;
+        within(download.done()).await;
+        assert_eq!(r.get(1499, GetOptions::default()).await.unwrap(), Some(block(1499)));
+    }
+}
