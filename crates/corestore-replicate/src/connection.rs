@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::mux::{ChannelError, ChannelId, Mux, MuxError, MuxEvent};
+use crate::mux::{ChannelError, ChannelId, Mux, MuxError, MuxEvent, ResourceUsage};
 use crate::noise::{Handshake, Role};
 use crate::stream::{SecretStream, SendError, StreamConfig, StreamError, StreamEvent};
 
@@ -54,6 +54,7 @@ pub struct Connection {
     stream: SecretStream,
     mux: Mux,
     pending: std::collections::VecDeque<Event>,
+    peak: ResourceUsage,
 }
 
 impl Connection {
@@ -68,12 +69,40 @@ impl Connection {
     }
 
     fn from_stream(stream: SecretStream) -> Self {
-        Self { stream, mux: Mux::new(), pending: std::collections::VecDeque::new() }
+        Self {
+            stream,
+            mux: Mux::new(),
+            pending: std::collections::VecDeque::new(),
+            peak: ResourceUsage::default(),
+        }
     }
 
     /// The protomux: open channels, send, cork, close.
     pub fn mux(&mut self) -> &mut Mux {
         &mut self.mux
+    }
+
+    /// What the connection holds for its remote right now: the figures its bounds apply to.
+    pub fn usage(&self) -> ResourceUsage {
+        let mut usage = self.mux.usage();
+        usage.input_bytes += self.stream.queued_input();
+        usage.output_bytes += self.stream.queued_output();
+        usage.events += self.pending.len();
+        usage
+    }
+
+    /// The high-water mark of [`Connection::usage`], sampled after every input and output step.
+    pub fn peak_usage(&self) -> ResourceUsage {
+        self.peak
+    }
+
+    fn sample(&mut self) {
+        self.peak = self.peak.max(self.usage());
+    }
+
+    /// True when the connection wants more input (a driver stops reading otherwise).
+    pub fn wants_input(&self) -> bool {
+        !self.mux.is_backlogged()
     }
 
     /// The secret-stream (keys, handshake hash, raw messages).
@@ -155,6 +184,12 @@ impl Connection {
     }
 
     fn process_stream_events(&mut self) -> Result<(), ConnectionError> {
+        let result = self.process_stream_events_inner();
+        self.sample();
+        result
+    }
+
+    fn process_stream_events_inner(&mut self) -> Result<(), ConnectionError> {
         while let Some(event) = self.stream.poll_event() {
             match event {
                 StreamEvent::Connected { remote_public_key, handshake_hash } => {
@@ -177,6 +212,7 @@ impl Connection {
 
     /// Encrypts queued mux frames and returns the next bytes for the socket.
     pub fn poll_transmit(&mut self, now: Instant) -> Result<Option<Bytes>, ConnectionError> {
+        self.sample();
         while let Some(frame) = self.mux.poll_transmit() {
             self.stream.send(&frame, now)?;
         }

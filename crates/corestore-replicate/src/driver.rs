@@ -129,7 +129,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 return Ok(None);
             }
             let deadline = self.conn.poll_timeout().map(Instant::from_std);
-            let reading = !self.read_closed && !self.conn.mux().is_backlogged();
+            let reading = !self.read_closed && self.conn.wants_input();
             if reading {
                 // Read straight into the connection's buffer: a frame split across reads is
                 // never copied again.

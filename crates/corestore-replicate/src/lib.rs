@@ -29,8 +29,8 @@ pub use connection::{Connection, ConnectionError, Event};
 pub use driver::{Driver, DriverError};
 pub use framing::{FrameCodec, FrameError, HEADER_LEN, MAX_FRAME_LEN};
 pub use mux::{
-    ChannelError, ChannelId, ChannelSpec, Mux, MuxError, MuxEvent, OpenError, MAX_BATCH,
-    MAX_BUFFERED,
+    ChannelError, ChannelId, ChannelSpec, Mux, MuxError, MuxEvent, OpenError, ResourceUsage,
+    MAX_BATCH, MAX_BUFFERED,
 };
 pub use noise::{
     dh, Handshake, HandshakeError, HandshakeResult, Role, MAX_MESSAGE_LEN, PROTOCOL_NAME,

@@ -267,6 +267,25 @@ impl SecretStream {
         self.write_ended
     }
 
+    /// Bytes received but not yet handed out as events (undecoded input plus decrypted
+    /// messages queued in events).
+    pub fn queued_input(&self) -> usize {
+        let queued: usize = self
+            .events
+            .iter()
+            .map(|e| match e {
+                StreamEvent::Message(m) => m.len(),
+                _ => 0,
+            })
+            .sum();
+        self.input.len() + queued
+    }
+
+    /// Bytes waiting for the socket, plus messages queued until the handshake finishes.
+    pub fn queued_output(&self) -> usize {
+        self.output.len() + self.queued.iter().map(Bytes::len).sum::<usize>()
+    }
+
     /// True once the stream failed or the remote ended it.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)

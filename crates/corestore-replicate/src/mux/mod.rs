@@ -167,6 +167,39 @@ pub enum MuxEvent {
     },
 }
 
+/// What a connection holds on behalf of its remote: the figures its bounds apply to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceUsage {
+    /// Received bytes not yet processed (undecoded input, decrypted frames not yet demuxed).
+    pub input_bytes: usize,
+    /// Bytes waiting to be written (encrypted output and mux frames not yet encrypted).
+    pub output_bytes: usize,
+    /// Events queued for the application.
+    pub events: usize,
+    /// Accounted bytes of messages buffered for remote channels not yet accepted.
+    pub buffered_bytes: usize,
+    /// Remote opens waiting for the application to accept or reject them.
+    pub pending_opens: usize,
+    /// Remote channel ids the mux keeps state for.
+    pub remote_ids: usize,
+}
+
+impl ResourceUsage {
+    /// The field-wise maximum of `self` and `other` (for high-water marks).
+    #[must_use]
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            input_bytes: self.input_bytes.max(other.input_bytes),
+            output_bytes: self.output_bytes.max(other.output_bytes),
+            events: self.events.max(other.events),
+            buffered_bytes: self.buffered_bytes.max(other.buffered_bytes),
+            pending_opens: self.pending_opens.max(other.pending_opens),
+            remote_ids: self.remote_ids.max(other.remote_ids),
+        }
+    }
+}
+
 type Key = (String, Option<Vec<u8>>);
 
 #[derive(Debug, Default)]
@@ -238,6 +271,18 @@ impl Mux {
     /// True when no channel holds a local id.
     pub fn is_idle(&self) -> bool {
         self.slots.len() == self.free.len()
+    }
+
+    /// What this mux holds for the remote right now (see [`ResourceUsage`]).
+    pub fn usage(&self) -> ResourceUsage {
+        ResourceUsage {
+            input_bytes: 0,
+            output_bytes: self.out.iter().map(Bytes::len).sum::<usize>() + self.batch_size,
+            events: self.events.len(),
+            buffered_bytes: self.buffered,
+            pending_opens: self.remote.iter().flatten().filter(|r| r.pending.is_some()).count(),
+            remote_ids: self.remote.len(),
+        }
     }
 
     /// True while more than [`MAX_BUFFERED`] bytes wait for unpaired channels: stop reading.
