@@ -183,6 +183,9 @@ pub struct ResourceUsage {
     pub pending_opens: usize,
     /// Remote channel ids the mux keeps state for.
     pub remote_ids: usize,
+    /// Protomux messages decoded in the last processing step (the work, and the transient
+    /// memory, of one call).
+    pub step_messages: usize,
 }
 
 impl ResourceUsage {
@@ -196,6 +199,7 @@ impl ResourceUsage {
             buffered_bytes: self.buffered_bytes.max(other.buffered_bytes),
             pending_opens: self.pending_opens.max(other.pending_opens),
             remote_ids: self.remote_ids.max(other.remote_ids),
+            step_messages: self.step_messages.max(other.step_messages),
         }
     }
 }
@@ -238,6 +242,7 @@ pub struct Mux {
     batch: Vec<(u64, Vec<u8>)>,
     batch_size: usize,
     buffered: usize,
+    step_messages: usize,
     out: VecDeque<Bytes>,
     events: VecDeque<MuxEvent>,
 }
@@ -282,6 +287,7 @@ impl Mux {
             buffered_bytes: self.buffered,
             pending_opens: self.remote.iter().flatten().filter(|r| r.pending.is_some()).count(),
             remote_ids: self.remote.len(),
+            step_messages: self.step_messages,
         }
     }
 
@@ -410,6 +416,7 @@ impl Mux {
 
     /// Processes one received stream message. Empty frames are ignored. An error is terminal.
     pub fn handle_frame(&mut self, frame: &Bytes) -> Result<(), MuxError> {
+        self.step_messages = 0;
         if frame.is_empty() {
             return Ok(());
         }
@@ -424,6 +431,7 @@ impl Mux {
         payload: Bytes,
         depth: u8,
     ) -> Result<(), MuxError> {
+        self.step_messages += 1;
         if remote_id == 0 {
             return self.control(message_type, &payload, depth);
         }
