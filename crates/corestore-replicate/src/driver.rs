@@ -44,6 +44,14 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
+impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
+    /// The socket and the connection back (a handshake driven here, then raw I/O). Output not
+    /// yet written is lost: [`Driver::flush`] first.
+    pub fn into_parts(self) -> (T, Connection) {
+        (self.reader.unsplit(self.writer), self.conn)
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite> Driver<T> {
     /// Binds `conn` to `io`.
     pub fn new(io: T, conn: Connection) -> Self {
@@ -116,6 +124,9 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         loop {
             if let Some(event) = self.conn.poll_event() {
                 self.write_ready().await?;
+                // Input is processed in bounded steps; yield between them once this task used
+                // its budget, so a flooding peer cannot starve the runtime's other tasks.
+                tokio::task::consume_budget().await;
                 return Ok(Some(event));
             }
             if self.write_buf.is_none() {
@@ -125,11 +136,17 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 self.writer.flush().await?;
                 self.shutdown_if_ended().await?;
             }
-            if self.read_closed && self.write_buf.is_none() {
+            let busy = self.conn.can_progress();
+            if self.read_closed && self.write_buf.is_none() && !busy {
                 return Ok(None);
             }
+            if busy {
+                self.write_ready().await?;
+                tokio::task::consume_budget().await;
+                continue;
+            }
             let deadline = self.conn.poll_timeout().map(Instant::from_std);
-            let reading = !self.read_closed && !self.conn.mux().is_backlogged();
+            let reading = !self.read_closed && self.conn.wants_input();
             if reading {
                 // Read straight into the connection's buffer: a frame split across reads is
                 // never copied again.

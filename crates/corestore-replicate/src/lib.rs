@@ -27,12 +27,13 @@ mod stream;
 #[cfg(any(test, feature = "__testing"))]
 pub mod testing;
 
-pub use connection::{Connection, ConnectionError, Event};
+pub use connection::{Connection, ConnectionError, Event, MAX_PENDING_OUTPUT};
 pub use driver::{Driver, DriverError};
 pub use framing::{FrameCodec, FrameError, HEADER_LEN, MAX_FRAME_LEN};
 pub use mux::{
-    ChannelError, ChannelId, ChannelSpec, Mux, MuxError, MuxEvent, OpenError, MAX_BATCH,
-    MAX_BUFFERED,
+    ChannelError, ChannelId, ChannelSpec, Mux, MuxError, MuxEvent, OpenError, ResourceUsage,
+    MAX_BATCH, MAX_BUFFERED, MAX_PENDING_OPENS, MAX_PENDING_OPEN_BYTES, MAX_QUEUED_EVENTS,
+    MAX_QUEUED_OUTPUT, MAX_STEP_MESSAGES,
 };
 pub use noise::{
     dh, Handshake, HandshakeError, HandshakeResult, Role, MAX_MESSAGE_LEN, PROTOCOL_NAME,

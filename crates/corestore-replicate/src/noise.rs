@@ -246,6 +246,8 @@ enum Step {
     Two,
     Three,
     Done,
+    /// A message failed: the handshake is dead (never finished, never resumed).
+    Failed,
 }
 
 /// A Noise `XX` handshake in progress. Feed it with [`Handshake::read_message`], take its
@@ -327,8 +329,20 @@ impl Handshake {
         Ok(())
     }
 
-    /// Writes our next message (unframed, empty payload).
+    /// Writes our next message (unframed, empty payload). A call out of turn is refused
+    /// ([`HandshakeError::OutOfOrder`]) and changes nothing; any other error is terminal.
     pub fn write_message(&mut self) -> Result<Vec<u8>, HandshakeError> {
+        if !self.wants_write() {
+            return Err(HandshakeError::OutOfOrder);
+        }
+        let result = self.write_next();
+        if result.is_err() {
+            self.step = Step::Failed;
+        }
+        result
+    }
+
+    fn write_next(&mut self) -> Result<Vec<u8>, HandshakeError> {
         if !self.wants_write() {
             return Err(HandshakeError::OutOfOrder);
         }
@@ -356,15 +370,29 @@ impl Handshake {
                 self.mix_dh(DhKey::Static, self.re)?; // se (initiator side)
                 self.step = Step::Done;
             }
-            Step::Done => return Err(HandshakeError::OutOfOrder),
+            Step::Done | Step::Failed => return Err(HandshakeError::OutOfOrder),
         }
         self.sym.encrypt_and_hash(&[], &mut out);
         Ok(out)
     }
 
     /// Reads the remote's next message (unframed). Any payload is authenticated and ignored.
+    /// A call out of turn is refused and changes nothing; any other error is terminal: the
+    /// handshake never reports [`Handshake::is_finished`] afterwards, so a key claimed by a
+    /// message that failed to authenticate is never returned.
     pub fn read_message(&mut self, msg: &[u8]) -> Result<(), HandshakeError> {
-        if self.wants_write() || self.step == Step::Done {
+        if self.wants_write() || matches!(self.step, Step::Done | Step::Failed) {
+            return Err(HandshakeError::OutOfOrder);
+        }
+        let result = self.read_next(msg);
+        if result.is_err() {
+            self.step = Step::Failed;
+        }
+        result
+    }
+
+    fn read_next(&mut self, msg: &[u8]) -> Result<(), HandshakeError> {
+        if self.wants_write() || matches!(self.step, Step::Done | Step::Failed) {
             return Err(HandshakeError::OutOfOrder);
         }
         if msg.len() > MAX_MESSAGE_LEN {
@@ -401,8 +429,9 @@ impl Handshake {
                 self.step = Step::Done;
                 rest
             }
-            Step::Done => return Err(HandshakeError::OutOfOrder),
+            Step::Done | Step::Failed => return Err(HandshakeError::OutOfOrder),
         };
+        // `step` moved on above, but the `Failed` set by `read_message` on this error wins.
         self.sym.decrypt_and_hash(rest)?;
         Ok(())
     }
@@ -541,6 +570,30 @@ mod tests {
         let mut m2 = r.write_message().unwrap();
         m2[40] ^= 1;
         assert_eq!(i.read_message(&m2).unwrap_err(), HandshakeError::Decrypt);
+    }
+
+    #[test]
+    fn a_failed_read_never_finishes_the_handshake() {
+        // Message 3 whose static key decrypts but whose payload tag is forged.
+        let (mut i, mut r) = pair(kp(0x11), kp(0x22));
+        r.read_message(&i.write_message().unwrap()).unwrap();
+        i.read_message(&r.write_message().unwrap()).unwrap();
+        let mut m3 = i.write_message().unwrap();
+        *m3.last_mut().unwrap() ^= 1;
+        assert_eq!(r.read_message(&m3).unwrap_err(), HandshakeError::Decrypt);
+        assert!(!r.is_finished());
+        assert!(!r.wants_write());
+        assert_eq!(r.read_message(&m3).unwrap_err(), HandshakeError::OutOfOrder);
+        assert_eq!(r.into_result().unwrap_err(), HandshakeError::OutOfOrder);
+        // Message 2 with a forged payload tag: the initiator must not move on to message 3.
+        let (mut i, mut r) = pair(kp(0x11), kp(0x22));
+        r.read_message(&i.write_message().unwrap()).unwrap();
+        let mut m2 = r.write_message().unwrap();
+        *m2.last_mut().unwrap() ^= 1;
+        assert_eq!(i.read_message(&m2).unwrap_err(), HandshakeError::Decrypt);
+        assert!(!i.wants_write() && !i.is_finished());
+        assert_eq!(i.write_message().unwrap_err(), HandshakeError::OutOfOrder);
+        assert_eq!(i.into_result().unwrap_err(), HandshakeError::OutOfOrder);
     }
 
     #[test]

@@ -168,6 +168,10 @@ pub struct SecretStream {
     last_write: Instant,
     last_read: Instant,
     write_ended: bool,
+    /// Decoding stops while this many events are queued (a [`Connection`] decodes lazily).
+    ///
+    /// [`Connection`]: crate::Connection
+    event_limit: usize,
 }
 
 impl std::fmt::Debug for SecretStream {
@@ -228,6 +232,7 @@ impl SecretStream {
             last_write: now,
             last_read: now,
             write_ended: false,
+            event_limit: usize::MAX,
         };
         if let Err(e) = stream.write_handshake() {
             // Writing message 1 cannot fail; keep the stream closed if it ever does.
@@ -265,6 +270,25 @@ impl SecretStream {
     /// True after [`SecretStream::end`]: once the output is drained, shut the socket's write side.
     pub fn is_write_ended(&self) -> bool {
         self.write_ended
+    }
+
+    /// Bytes received but not yet handed out as events (undecoded input plus decrypted
+    /// messages queued in events).
+    pub fn queued_input(&self) -> usize {
+        let queued: usize = self
+            .events
+            .iter()
+            .map(|e| match e {
+                StreamEvent::Message(m) => m.len(),
+                _ => 0,
+            })
+            .sum();
+        self.input.len() + queued
+    }
+
+    /// Bytes waiting for the socket, plus messages queued until the handshake finishes.
+    pub fn queued_output(&self) -> usize {
+        self.output.len() + self.queued.iter().map(Bytes::len).sum::<usize>()
     }
 
     /// True once the stream failed or the remote ended it.
@@ -369,8 +393,27 @@ impl SecretStream {
         self.queued.clear();
     }
 
+    /// Decode no further while `limit` events are queued; [`SecretStream::resume_input`] goes on.
+    pub(crate) fn set_event_limit(&mut self, limit: usize) {
+        self.event_limit = limit.max(1);
+    }
+
+    /// Decodes more buffered frames (up to the event limit). An error is terminal.
+    pub(crate) fn resume_input(&mut self) -> Result<(), StreamError> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        self.process_buffered()
+    }
+
+    /// True while decoded events wait in the queue.
+    pub(crate) fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     fn process_input(&mut self) -> Result<(), StreamError> {
-        while let Some(mut frame) = self.codec.decode(&mut self.input)? {
+        while self.events.len() < self.event_limit {
+            let Some(mut frame) = self.codec.decode(&mut self.input)? else { break };
             match &mut self.phase {
                 Phase::Handshake(hs) => {
                     hs.read_message(&frame)?;

@@ -7,6 +7,7 @@
 //! interest in its protocol: then [`MuxEvent::RemoteOpen`] asks the application to accept (open
 //! the same channel with [`Mux::open_channel`]) or to refuse ([`Mux::reject_remote`]).
 
+mod inbound;
 mod wire;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -15,10 +16,8 @@ use std::fmt;
 use bytes::Bytes;
 use corestore_keys::compact::DecodeError;
 
-use wire::{
-    decode_batch, decode_frame, decode_id_message, decode_open, encode_batch, encode_frame,
-    encode_id_message, encode_open, Open, TYPE_BATCH, TYPE_CLOSE, TYPE_OPEN, TYPE_REJECT,
-};
+use inbound::Cursor;
+use wire::{encode_batch, encode_frame, encode_id_message, encode_open, TYPE_CLOSE, TYPE_REJECT};
 
 /// Bytes of buffered messages (for remote channels not yet paired) above which the mux asks to
 /// stop reading, as protomux pauses the stream.
@@ -28,7 +27,20 @@ const BUFFERED_OVERHEAD: usize = 512;
 /// A batch grows to about this size before it is split.
 pub const MAX_BATCH: usize = 8 * 1024 * 1024;
 /// Batches nested deeper than this are refused (protomux would recurse without bound).
-const MAX_BATCH_DEPTH: u8 = 4;
+const MAX_BATCH_DEPTH: usize = 4;
+/// Events the mux queues before it stops decoding input (until the application drains them).
+pub const MAX_QUEUED_EVENTS: usize = 256;
+/// Bytes of frames (plus 20 bytes of stream overhead each) the mux queues for sending before it
+/// stops decoding input.
+pub const MAX_QUEUED_OUTPUT: usize = 256 * 1024;
+/// Protomux messages one processing step decodes at most.
+pub const MAX_STEP_MESSAGES: usize = 16 * 1024;
+/// Remote opens that may wait for the application; further opens are rejected at once.
+pub const MAX_PENDING_OPENS: usize = 1024;
+/// Accounted bytes (512 + protocol + id + handshake each) of remote opens that may wait.
+pub const MAX_PENDING_OPEN_BYTES: usize = 1024 * 1024;
+/// Stream bytes a frame costs on top of its own (uint24 header + secretstream overhead).
+const FRAME_OVERHEAD: usize = 20;
 
 /// Why the mux failed. Every variant is terminal for the stream, as in protomux.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +64,13 @@ pub enum MuxError {
     /// Batches nested inside batches beyond the limit.
     #[error("protomux: batches nested deeper than {MAX_BATCH_DEPTH}")]
     BatchTooDeep,
+    /// The remote kept opening channels while [`MAX_PENDING_OPENS`] of its opens waited for the
+    /// application (as many again were rejected automatically first).
+    #[error("protomux: remote exceeded the open backlog ({pending} opens pending)")]
+    OpenBacklog {
+        /// Opens waiting for the application.
+        pending: usize,
+    },
 }
 
 /// Why a channel could not be opened.
@@ -89,6 +108,7 @@ impl fmt::Display for ChannelId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelSpec {
     protocol: String,
+    aliases: Vec<String>,
     id: Option<Vec<u8>>,
     message_types: Option<u64>,
 }
@@ -96,13 +116,21 @@ pub struct ChannelSpec {
 impl ChannelSpec {
     /// A channel of `protocol` with no id, accepting every message type.
     pub fn new(protocol: impl Into<String>) -> Self {
-        Self { protocol: protocol.into(), id: None, message_types: None }
+        Self { protocol: protocol.into(), aliases: Vec::new(), id: None, message_types: None }
     }
 
     /// Sets the channel id (an empty id is the same as none, as on the wire).
     #[must_use]
     pub fn id(mut self, id: impl Into<Vec<u8>>) -> Self {
         self.id = Some(id.into()).filter(|id: &Vec<u8>| !id.is_empty());
+        self
+    }
+
+    /// Also answers remote opens of `protocol` (with the same id), as protomux `aliases` do:
+    /// hypercore opens `"hypercore/alpha"` with the alias `"hypercore"`.
+    #[must_use]
+    pub fn alias(mut self, protocol: impl Into<String>) -> Self {
+        self.aliases.push(protocol.into());
         self
     }
 
@@ -167,6 +195,43 @@ pub enum MuxEvent {
     },
 }
 
+/// What a connection holds on behalf of its remote: the figures its bounds apply to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceUsage {
+    /// Received bytes not yet processed (undecoded input, decrypted frames not yet demuxed).
+    pub input_bytes: usize,
+    /// Bytes waiting to be written (encrypted output and mux frames not yet encrypted).
+    pub output_bytes: usize,
+    /// Events queued for the application.
+    pub events: usize,
+    /// Accounted bytes of messages buffered for remote channels not yet accepted.
+    pub buffered_bytes: usize,
+    /// Remote opens waiting for the application to accept or reject them.
+    pub pending_opens: usize,
+    /// Remote channel ids the mux keeps state for.
+    pub remote_ids: usize,
+    /// Protomux messages decoded in the last processing step (the work, and the transient
+    /// memory, of one call).
+    pub step_messages: usize,
+}
+
+impl ResourceUsage {
+    /// The field-wise maximum of `self` and `other` (for high-water marks).
+    #[must_use]
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            input_bytes: self.input_bytes.max(other.input_bytes),
+            output_bytes: self.output_bytes.max(other.output_bytes),
+            events: self.events.max(other.events),
+            buffered_bytes: self.buffered_bytes.max(other.buffered_bytes),
+            pending_opens: self.pending_opens.max(other.pending_opens),
+            remote_ids: self.remote_ids.max(other.remote_ids),
+            step_messages: self.step_messages.max(other.step_messages),
+        }
+    }
+}
+
 type Key = (String, Option<Vec<u8>>);
 
 #[derive(Debug, Default)]
@@ -174,6 +239,8 @@ struct Info {
     opened: u32,
     incoming: VecDeque<u64>,
     outgoing: VecDeque<u64>,
+    /// Alias keys resolving to this one.
+    aliases: Vec<Key>,
 }
 
 #[derive(Debug)]
@@ -187,25 +254,45 @@ struct Local {
 #[derive(Debug)]
 struct Remote {
     handshake: Bytes,
+    /// Messages buffered (copied) until the application accepts; `None` once paired.
     pending: Option<Vec<(u64, Bytes)>>,
     session: Option<ChannelId>,
+    /// Accounted bytes while the open waits for the application.
+    cost: usize,
 }
 
 /// One protomux instance, sans-IO.
+///
+/// Input is processed in bounded steps: [`Mux::handle_frame`] queues a frame and decodes at most
+/// [`MAX_STEP_MESSAGES`] messages of it, stopping early once [`MAX_QUEUED_EVENTS`] events or
+/// [`MAX_QUEUED_OUTPUT`] bytes of replies are queued or [`MAX_BUFFERED`] bytes wait for channels
+/// not yet accepted; [`Mux::resume`] continues. Feed frames only while [`Mux::wants_input`].
 #[derive(Debug, Default)]
 pub struct Mux {
     slots: Vec<Option<ChannelId>>,
     free: Vec<usize>,
-    remote: Vec<Option<Remote>>,
+    /// Live remote ids only: closed and rejected ids are dropped (reclaimed).
+    remote: HashMap<u64, Remote>,
+    /// The highest remote id seen: the remote may reuse a free id up to it, or grow it by one.
+    remote_high: u64,
     channels: HashMap<ChannelId, Local>,
     infos: HashMap<Key, Info>,
+    aliases: HashMap<Key, Key>,
     notify: HashSet<Key>,
     next_handle: u64,
     corked: u32,
     batch: Vec<(u64, Vec<u8>)>,
     batch_size: usize,
     buffered: usize,
+    pending_opens: usize,
+    pending_open_bytes: usize,
+    /// Opens rejected automatically since the application last answered one.
+    overflow: usize,
+    frames: VecDeque<Bytes>,
+    cursors: Vec<Cursor>,
+    step_messages: usize,
     out: VecDeque<Bytes>,
+    out_bytes: usize,
     events: VecDeque<MuxEvent>,
 }
 
@@ -230,9 +317,14 @@ impl Mux {
         self.notify.remove(&key_of(protocol, id));
     }
 
-    /// True when a channel `(protocol, id)` is open or opening here.
+    fn resolve(&self, key: Key) -> Key {
+        self.aliases.get(&key).cloned().unwrap_or(key)
+    }
+
+    /// True when a channel `(protocol, id)` (or one it is an alias of) is open or opening here.
     pub fn is_opened(&self, protocol: &str, id: Option<&[u8]>) -> bool {
-        self.infos.get(&key_of(protocol, id)).is_some_and(|info| info.opened > 0)
+        let key = self.resolve(key_of(protocol, id));
+        self.infos.get(&key).is_some_and(|info| info.opened > 0)
     }
 
     /// True when no channel holds a local id.
@@ -245,13 +337,46 @@ impl Mux {
         self.buffered > MAX_BUFFERED
     }
 
+    /// True while a queue is at its bound: input waits until events or frames are drained or
+    /// the application answers its remote opens.
+    pub fn is_full(&self) -> bool {
+        self.events.len() >= MAX_QUEUED_EVENTS
+            || self.out_bytes + self.batch_size >= MAX_QUEUED_OUTPUT
+            || self.is_backlogged()
+    }
+
+    /// True while received input waits here (parked by a bound or the step limit).
+    pub fn has_parked_input(&self) -> bool {
+        !self.frames.is_empty() || !self.cursors.is_empty()
+    }
+
+    /// True when the mux takes another frame: nothing is parked and no queue is full.
+    pub fn wants_input(&self) -> bool {
+        !self.has_parked_input() && !self.is_full()
+    }
+
+    /// What this mux holds for the remote right now (see [`ResourceUsage`]).
+    pub fn usage(&self) -> ResourceUsage {
+        ResourceUsage {
+            input_bytes: self.frames.iter().map(Bytes::len).sum::<usize>()
+                + self.cursors.first().map_or(0, Cursor::held),
+            output_bytes: self.out_bytes + self.batch_size,
+            events: self.events.len(),
+            buffered_bytes: self.buffered,
+            pending_opens: self.pending_opens,
+            remote_ids: self.remote.len(),
+            step_messages: self.step_messages,
+        }
+    }
+
     /// Opens channel `spec` with our `handshake` bytes, pairing with a waiting remote open.
     pub fn open_channel(
         &mut self,
         spec: &ChannelSpec,
         handshake: &[u8],
     ) -> Result<ChannelId, OpenError> {
-        let key = key_of(&spec.protocol, spec.id.as_deref());
+        let key = self.resolve(key_of(&spec.protocol, spec.id.as_deref()));
+        self.register_aliases(&key, spec);
         let info = self.infos.entry(key.clone()).or_default();
         if info.opened > 0 {
             return Err(OpenError::AlreadyOpen);
@@ -259,7 +384,7 @@ impl Mux {
         info.opened += 1;
         let remote_id = loop {
             match info.incoming.pop_front() {
-                Some(rid) if self.remote.get(rid_index(rid)).is_some_and(Option::is_some) => {
+                Some(rid) if self.remote.get(&rid).is_some_and(|r| r.pending.is_some()) => {
                     break rid;
                 }
                 Some(_) => {}
@@ -288,10 +413,32 @@ impl Mux {
         Ok(handle)
     }
 
+    /// Makes `spec`'s aliases resolve to `key`; remote opens of an alias already waiting move
+    /// over, so they pair with this channel.
+    fn register_aliases(&mut self, key: &Key, spec: &ChannelSpec) {
+        for alias in &spec.aliases {
+            let alias = key_of(alias, spec.id.as_deref());
+            if alias == *key || self.aliases.contains_key(&alias) {
+                continue;
+            }
+            let waiting = self.infos.get(&alias).map(|i| (i.opened, i.outgoing.is_empty()));
+            let moved = match waiting {
+                Some((0, true)) => self.infos.remove(&alias).map(|i| i.incoming),
+                Some(_) => continue, // a channel of that name is open here itself
+                None => None,
+            };
+            self.aliases.insert(alias.clone(), key.clone());
+            let info = self.infos.entry(key.clone()).or_default();
+            info.aliases.push(alias);
+            info.incoming.extend(moved.into_iter().flatten());
+        }
+    }
+
     /// Refuses every still-unpaired remote open of `(protocol, id)` (after a
     /// [`MuxEvent::RemoteOpen`] the application will not accept).
     pub fn reject_remote(&mut self, protocol: &str, id: Option<&[u8]>) {
-        self.reject_incoming(&key_of(protocol, id));
+        let key = self.resolve(key_of(protocol, id));
+        self.reject_incoming(&key);
     }
 
     /// Sends message `message_type` with `payload` on `channel`.
@@ -310,7 +457,7 @@ impl Mux {
             bytes.extend_from_slice(payload);
             self.push_batch(local_id, bytes);
         } else {
-            self.out.push_back(Bytes::from(encode_frame(local_id, message_type, payload)));
+            self.push_out(encode_frame(local_id, message_type, payload));
         }
         Ok(())
     }
@@ -338,7 +485,8 @@ impl Mux {
         Ok(())
     }
 
-    /// Starts batching: everything sent until the matching [`Mux::uncork`] leaves as one frame.
+    /// Starts batching: everything sent until the matching [`Mux::uncork`] leaves as one frame
+    /// (or as several of about [`MAX_BATCH`] bytes each).
     pub fn cork(&mut self) {
         self.corked += 1;
     }
@@ -354,7 +502,9 @@ impl Mux {
     /// The next frame to send (one secret-stream message each).
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.out.pop_front()
+        let frame = self.out.pop_front()?;
+        self.out_bytes = self.out_bytes.saturating_sub(frame.len() + FRAME_OVERHEAD);
+        Some(frame)
     }
 
     /// The next event for the application.
@@ -363,181 +513,45 @@ impl Mux {
         self.events.pop_front()
     }
 
-    /// Processes one received stream message. Empty frames are ignored. An error is terminal.
-    pub fn handle_frame(&mut self, frame: &Bytes) -> Result<(), MuxError> {
-        if frame.is_empty() {
-            return Ok(());
-        }
-        let frame = decode_frame(frame)?;
-        self.dispatch(frame.channel, frame.message_type, frame.payload, 0)
-    }
-
-    fn dispatch(
-        &mut self,
-        remote_id: u64,
-        message_type: u64,
-        payload: Bytes,
-        depth: u8,
-    ) -> Result<(), MuxError> {
-        if remote_id == 0 {
-            return self.control(message_type, &payload, depth);
-        }
-        let Some(Some(remote)) = self.remote.get_mut(rid_index(remote_id)) else {
-            return Ok(()); // closed or unknown: protomux ignores it
-        };
-        if let Some(pending) = &mut remote.pending {
-            self.buffered += BUFFERED_OVERHEAD + payload.len();
-            pending.push((message_type, payload));
-            return Ok(());
-        }
-        if let Some(channel) = remote.session {
-            self.deliver(channel, message_type, payload);
-        }
-        Ok(())
-    }
-
-    fn deliver(&mut self, channel: ChannelId, message_type: u64, payload: Bytes) {
-        let Some(local) = self.channels.get(&channel) else { return };
-        if local.message_types.is_some_and(|n| message_type >= n) {
-            return; // unknown type: ignored
-        }
-        self.events.push_back(MuxEvent::Message { channel, message_type, payload });
-    }
-
-    fn control(&mut self, message_type: u64, payload: &Bytes, depth: u8) -> Result<(), MuxError> {
-        match message_type {
-            TYPE_BATCH => {
-                if depth >= MAX_BATCH_DEPTH {
-                    return Err(MuxError::BatchTooDeep);
-                }
-                for (channel, bytes) in decode_batch(payload)? {
-                    let mut d = corestore_keys::compact::Decoder::new(&bytes);
-                    let message_type = d.uint()?;
-                    let rest = bytes.slice(bytes.len() - d.remaining().len()..);
-                    self.dispatch(channel, message_type, rest, depth + 1)?;
-                }
-                Ok(())
-            }
-            TYPE_OPEN => self.on_open(decode_open(payload)?),
-            TYPE_REJECT => self.on_reject(decode_id_message(payload)?),
-            TYPE_CLOSE => {
-                self.on_close(decode_id_message(payload)?);
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn on_open(&mut self, open: Open) -> Result<(), MuxError> {
-        let remote_id = open.local_id;
-        if remote_id == 0 {
-            self.write_control(encode_id_message(TYPE_REJECT, 0));
-            return Ok(());
-        }
-        let rid = rid_index(remote_id);
-        if self.remote.len() == rid {
-            self.remote.push(None);
-        }
-        if !matches!(self.remote.get(rid), Some(None)) {
-            return Err(MuxError::InvalidOpen { remote_id });
-        }
-        let key = key_of(&open.protocol, open.id.as_deref());
-        let info = self.infos.entry(key.clone()).or_default();
-        if let Some(local_id) = info.outgoing.pop_front() {
-            let slot = rid_index(local_id);
-            let Some(Some(handle)) = self.slots.get(slot).copied() else {
-                // We closed it before the remote answered: its local id is free now.
-                self.free.push(slot);
-                self.gc(&key);
-                return Ok(());
-            };
-            if let Some(r) = self.remote.get_mut(rid) {
-                *r = Some(Remote { handshake: open.handshake, pending: None, session: None });
-            }
-            if let Some(local) = self.channels.get_mut(&handle) {
-                local.remote_id = remote_id;
-            }
-            self.fully_open(handle, remote_id);
-            return Ok(());
-        }
-        info.incoming.push_back(remote_id);
-        if let Some(r) = self.remote.get_mut(rid) {
-            *r = Some(Remote {
-                handshake: open.handshake,
-                pending: Some(Vec::new()),
-                session: None,
-            });
-        }
-        let wanted = self.notify.contains(&key) || self.notify.contains(&(key.0.clone(), None));
-        if wanted {
-            self.events.push_back(MuxEvent::RemoteOpen { protocol: open.protocol, id: open.id });
-        } else {
-            self.reject_incoming(&key);
-        }
-        Ok(())
-    }
-
     fn fully_open(&mut self, channel: ChannelId, remote_id: u64) {
-        let Some(Some(remote)) = self.remote.get_mut(rid_index(remote_id)) else { return };
+        let Some(remote) = self.remote.get_mut(&remote_id) else { return };
         remote.session = Some(channel);
         let handshake = std::mem::take(&mut remote.handshake);
-        let pending = remote.pending.take().unwrap_or_default();
+        let cost = std::mem::take(&mut remote.cost);
+        let pending = remote.pending.take();
+        if pending.is_some() {
+            self.answered(cost);
+        }
         self.events.push_back(MuxEvent::ChannelOpened { channel, handshake });
-        for (message_type, payload) in pending {
+        for (message_type, payload) in pending.unwrap_or_default() {
             self.buffered = self.buffered.saturating_sub(BUFFERED_OVERHEAD + payload.len());
             self.deliver(channel, message_type, payload);
         }
+    }
+
+    /// The application answered a waiting remote open that cost `cost`.
+    fn answered(&mut self, cost: usize) {
+        self.pending_opens = self.pending_opens.saturating_sub(1);
+        self.pending_open_bytes = self.pending_open_bytes.saturating_sub(cost);
+        self.overflow = 0;
     }
 
     fn reject_incoming(&mut self, key: &Key) {
         let Some(info) = self.infos.get_mut(key) else { return };
         let incoming: Vec<u64> = info.incoming.drain(..).collect();
         for remote_id in incoming {
-            if let Some(slot) = self.remote.get_mut(rid_index(remote_id)) {
-                if let Some(pending) = slot.take().and_then(|r| r.pending) {
+            if let Some(remote) = self.remote.remove(&remote_id) {
+                if let Some(pending) = remote.pending {
                     for (_, payload) in pending {
                         self.buffered =
                             self.buffered.saturating_sub(BUFFERED_OVERHEAD + payload.len());
                     }
+                    self.answered(remote.cost);
                 }
             }
             self.write_control(encode_id_message(TYPE_REJECT, remote_id));
         }
         self.gc(key);
-    }
-
-    fn on_reject(&mut self, local_id: u64) -> Result<(), MuxError> {
-        let found = self.infos.iter_mut().find_map(|(key, info)| {
-            let at = info.outgoing.iter().position(|&id| id == local_id)?;
-            info.outgoing.remove(at);
-            Some(key.clone())
-        });
-        let Some(key) = found else {
-            return Err(MuxError::InvalidReject { local_id });
-        };
-        let slot = rid_index(local_id);
-        self.free.push(slot);
-        if let Some(Some(handle)) = self.slots.get(slot).copied() {
-            self.close(handle, true);
-            if let Some(MuxEvent::ChannelClosed { channel, .. }) = self.events.back().cloned() {
-                self.events.pop_back();
-                self.events.push_back(MuxEvent::ChannelRejected { channel });
-            }
-        }
-        self.gc(&key);
-        Ok(())
-    }
-
-    fn on_close(&mut self, remote_id: u64) {
-        if remote_id == 0 {
-            return;
-        }
-        if let Some(Some(Remote { session: Some(channel), .. })) =
-            self.remote.get(rid_index(remote_id))
-        {
-            let channel = *channel;
-            self.close(channel, true);
-        }
     }
 
     fn close(&mut self, channel: ChannelId, remote: bool) {
@@ -547,9 +561,7 @@ impl Mux {
             info.opened = info.opened.saturating_sub(1);
         }
         if local.remote_id > 0 {
-            if let Some(r) = self.remote.get_mut(rid_index(local.remote_id)) {
-                *r = None;
-            }
+            self.remote.remove(&local.remote_id);
             self.free.push(slot);
         }
         if let Some(s) = self.slots.get_mut(slot) {
@@ -565,8 +577,17 @@ impl Mux {
             .get(key)
             .is_some_and(|i| i.opened == 0 && i.incoming.is_empty() && i.outgoing.is_empty())
         {
-            self.infos.remove(key);
+            if let Some(info) = self.infos.remove(key) {
+                for alias in info.aliases {
+                    self.aliases.remove(&alias);
+                }
+            }
         }
+    }
+
+    fn push_out(&mut self, frame: Vec<u8>) {
+        self.out_bytes += frame.len() + FRAME_OVERHEAD;
+        self.out.push_back(Bytes::from(frame));
     }
 
     /// Queues a control message (`bytes` start at the type).
@@ -577,7 +598,7 @@ impl Mux {
             let mut frame = Vec::with_capacity(bytes.len() + 1);
             frame.push(0);
             frame.extend_from_slice(&bytes);
-            self.out.push_back(Bytes::from(frame));
+            self.push_out(frame);
         }
     }
 
@@ -591,7 +612,8 @@ impl Mux {
 
     fn flush_batch(&mut self) {
         if !self.batch.is_empty() {
-            self.out.push_back(Bytes::from(encode_batch(&self.batch)));
+            let frame = encode_batch(&self.batch);
+            self.push_out(frame);
         }
         self.batch.clear();
         self.batch_size = 0;

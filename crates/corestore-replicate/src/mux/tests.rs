@@ -193,6 +193,55 @@ fn protocol_violations_are_typed_errors() {
     assert_eq!(Mux::new().handle_frame(&Bytes::new()), Ok(()));
 }
 
+#[test]
+fn aliases_pair_either_name_as_protomux_does() {
+    let dk = [9u8; 32];
+    let alpha = ChannelSpec::new("hypercore/alpha").alias("hypercore").id(dk);
+    // hypercore 11 opens "hypercore/alpha" (alias "hypercore"); a peer opening "hypercore"
+    // (alias "hypercore/alpha"): each side's open pairs with the other's channel.
+    let (mut a, mut b) = (Mux::new(), Mux::new());
+    let old = ChannelSpec::new("hypercore").alias("hypercore/alpha").id(dk);
+    let ca = a.open_channel(&alpha, b"new").unwrap();
+    let cb = b.open_channel(&old, b"old").unwrap();
+    pump(&mut a, &mut b).unwrap();
+    assert_eq!(events(&mut a), [opened(ca, b"old")]);
+    assert_eq!(events(&mut b), [opened(cb, b"new")]);
+    assert!(a.is_opened("hypercore", Some(&dk)));
+    assert!(b.is_opened("hypercore/alpha", Some(&dk)));
+    // A remote "hypercore" open waiting for the application pairs with an aliased local open.
+    let (mut a, mut b) = (Mux::new(), Mux::new());
+    a.pair("hypercore", None);
+    let cb = b.open_channel(&old, b"old").unwrap();
+    pump(&mut a, &mut b).unwrap();
+    assert!(matches!(events(&mut a)[..], [MuxEvent::RemoteOpen { .. }]));
+    let ca = a.open_channel(&alpha, b"new").unwrap();
+    pump(&mut a, &mut b).unwrap();
+    assert_eq!(events(&mut a), [opened(ca, b"old")]);
+    assert_eq!(events(&mut b), [opened(cb, b"new")]);
+    // Closing forgets the alias with the channel.
+    a.close_channel(ca).unwrap();
+    pump(&mut a, &mut b).unwrap();
+    assert!(!a.is_opened("hypercore", Some(&dk)) && a.is_idle());
+}
+
+#[test]
+fn remote_ids_are_reclaimed_and_may_be_reused() {
+    let (mut a, mut b) = (Mux::new(), Mux::new());
+    for _ in 0..3 {
+        let c = a.open_channel(&ChannelSpec::new("nobody"), b"").unwrap();
+        pump(&mut a, &mut b).unwrap();
+        assert_eq!(events(&mut a), [MuxEvent::ChannelRejected { channel: c }]);
+        assert_eq!(b.usage().remote_ids, 0);
+    }
+    // An id at most one past the highest seen is valid; two past is not.
+    let mut frame = vec![0];
+    frame.extend(encode_open(2, "p", None, b""));
+    assert_eq!(b.handle_frame(&Bytes::from(frame)), Ok(()));
+    let mut frame = vec![0];
+    frame.extend(encode_open(4, "p", None, b""));
+    assert_eq!(b.handle_frame(&Bytes::from(frame)), Err(MuxError::InvalidOpen { remote_id: 4 }));
+}
+
 proptest! {
     #[test]
     fn random_frames_never_panic(frames in proptest::collection::vec(
