@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use corestore_keys::{parse_id, CoreKey, DiscoveryKey, KeyPair, Manifest, Namespace, PrimaryKey};
+use corestore_keys::{parse_id, CoreKey, DiscoveryKey, KeyPair, Manifest, Namespace};
 
 use crate::error::{GetError, KeyParseError};
 
@@ -170,14 +170,14 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
-    /// corestore `_auth`: `stored_alias` is the discovery key stored for a named core, if any
-    /// (a named core first created with another manifest keeps it).
+    /// corestore `_auth`. For a [`CoreRef::Name`], `named` is its derived key pair and the
+    /// discovery key stored under its alias, if that core is this key pair's (a named core first
+    /// created with another manifest keeps it).
     pub(crate) fn resolve(
         what: CoreRef,
         options: &GetOptions,
-        primary_key: &PrimaryKey,
         namespace: &Namespace,
-        stored_alias: Option<DiscoveryKey>,
+        named: Option<(KeyPair, Option<DiscoveryKey>)>,
     ) -> Result<Self, GetError> {
         let manifest = options.manifest.clone();
         let key_pair = options.key_pair.clone();
@@ -195,10 +195,9 @@ impl Auth {
         };
         Ok(match what {
             CoreRef::Name(name) => {
-                if name.is_empty() {
+                let Some((key_pair, stored_alias)) = named.filter(|_| !name.is_empty()) else {
                     return Err(GetError::EmptyName);
-                }
-                let key_pair = corestore_keys::derive_key_pair(primary_key, namespace, &name);
+                };
                 let alias = Some((*namespace, name));
                 match stored_alias {
                     Some(discovery_key) => {
@@ -215,4 +214,31 @@ impl Auth {
             CoreRef::Manifest(manifest) => keyed(manifest.hash(), Some(manifest), key_pair, None),
         })
     }
+}
+
+/// The discovery key stored under a name's alias, if it is the core of `key_pair`: two primary
+/// keys share the alias record of a `(namespace, name)`, so a session with another primary key
+/// must not open the other key's core (JavaScript does; we check the signer).
+pub(crate) async fn own_alias(
+    storage: &std::sync::Arc<corestore_storage::Storage>,
+    namespace: &Namespace,
+    name: &[u8],
+    key_pair: &KeyPair,
+    manifest: Option<&Manifest>,
+) -> Result<Option<DiscoveryKey>, GetError> {
+    let Some(discovery_key) = storage.alias(namespace, name).await? else { return Ok(None) };
+    let expected = match manifest {
+        Some(m) => m.hash(),
+        None => Manifest::single_signer(key_pair.public_key()).hash(),
+    };
+    if expected.discovery_key() == discovery_key {
+        return Ok(Some(discovery_key));
+    }
+    let Some(core) = storage.open_core(&discovery_key).await? else { return Ok(None) };
+    let signed = core
+        .auth()
+        .await?
+        .manifest
+        .is_some_and(|m| m.signers.iter().any(|s| s.public_key == key_pair.public_key()));
+    Ok(signed.then_some(discovery_key))
 }

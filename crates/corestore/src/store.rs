@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use corestore_cache::Cache;
-use corestore_keys::{DiscoveryKey, Namespace, PrimaryKey};
+use corestore_keys::{derive_key_pair, DiscoveryKey, Namespace, PrimaryKey};
 use corestore_storage::{MemoryStorage, Storage, StorageBackend};
 use futures::channel::oneshot;
 
 use crate::backend::Releasable;
 use crate::core::SharedCore;
 use crate::error::{CloseError, ClosedError, GetError, ListError, OpenError};
-use crate::get::{CoreRef, GetOptions};
+use crate::get::{own_alias, Auth, CoreRef, GetOptions};
 use crate::open::open_core;
 use crate::session::{Core, SessionSlot};
 use crate::watch::CoreWatch;
@@ -354,20 +354,18 @@ impl Corestore {
         }
         let core = core.into();
         let storage = store.root.storage.clone();
-        let stored_alias = match &core {
+        let named = match &core {
             CoreRef::Name(name) if !name.is_empty() => {
-                storage.alias(&store.namespace, name).await?
+                let key_pair = derive_key_pair(&store.primary_key, &store.namespace, name);
+                let manifest = options.manifest.as_ref();
+                let alias =
+                    own_alias(&storage, &store.namespace, name, &key_pair, manifest).await?;
+                Some((key_pair, alias))
             }
             _ => None,
         };
         let by_discovery_key = matches!(core, CoreRef::DiscoveryKey(_));
-        let auth = crate::get::Auth::resolve(
-            core,
-            &options,
-            &store.primary_key,
-            &store.namespace,
-            stored_alias,
-        )?;
+        let auth = Auth::resolve(core, &options, &store.namespace, named)?;
         let create = options.create_if_missing && !store.read_only && !by_discovery_key;
         let flags = crate::core::CoreFlags { eager: options.eager };
         let discovery_key = auth.discovery_key;
