@@ -20,21 +20,19 @@ pub(crate) async fn open_core(
     flags: CoreFlags,
 ) -> Result<SharedCore, GetError> {
     let not_stored = GetError::NotStored { discovery_key: auth.discovery_key };
-    let core = if let Some(stored) = Hypercore::open_existing(&storage, &auth.discovery_key).await?
-    {
-        let learns_key_pair = auth.key_pair.is_some() && !stored.is_writable();
-        let learns_manifest = auth.manifest.is_some() && stored.manifest().is_none();
-        if learns_key_pair || learns_manifest {
-            // Opening a stored core with what it lacks loads it and stores the addition.
-            let key = *stored.key();
-            let manifest = stored.manifest().cloned().or(auth.manifest);
-            drop(stored);
-            match auth.key_pair {
-                Some(kp) if learns_key_pair => signed(&storage, kp, manifest, key).await?,
-                _ => Hypercore::open(&storage, key, manifest).await?,
+    let core = if let Some(stored) = storage.open_core(&auth.discovery_key).await? {
+        // Open with what the record has plus what this get brings (stored on load). Passing
+        // the key pair we already hold saves re-deriving it from the stored secret key.
+        let record = stored.auth().await?;
+        let manifest = record.manifest.or(auth.manifest);
+        match (auth.key_pair, manifest) {
+            (Some(kp), Some(m))
+                if m.hash() == record.key
+                    && m.signers.iter().any(|s| s.public_key == kp.public_key()) =>
+            {
+                Hypercore::create(&storage, kp, Some(m)).await?
             }
-        } else {
-            stored
+            (_, manifest) => Hypercore::open(&storage, record.key, manifest).await?,
         }
     } else if !create {
         return Err(not_stored);
@@ -53,8 +51,9 @@ pub(crate) async fn open_core(
                         secret_key: Some(kp.secret_key()),
                     }),
                 };
+                let manifest = record.manifest.clone();
                 storage.create_core(&record, Some((&namespace, &name))).await?;
-                Hypercore::open_existing(&storage, &auth.discovery_key).await?.ok_or(not_stored)?
+                Hypercore::create(&storage, kp, manifest).await?
             }
             (Some(key), Some(kp), None) => signed(&storage, kp, auth.manifest, key).await?,
             (Some(key), None, _) => Hypercore::open(&storage, key, auth.manifest).await?,
