@@ -90,6 +90,40 @@ impl StoreSession {
     }
 }
 
+impl Root {
+    /// The replicator's entry point for a channel a peer opened: the core of `discovery_key` if
+    /// it is open or stored here (never created), held weakly: it closes after the linger period
+    /// unless a session takes it or [`Root::touch`] is called. `None` when nothing is stored or
+    /// the store is closed.
+    #[cfg_attr(not(test), allow(dead_code))] // Called by the replicator (lead's part of issue 10).
+    pub(crate) async fn open_for_peer(
+        &self,
+        discovery_key: DiscoveryKey,
+    ) -> Result<Option<Arc<SharedCore>>, GetError> {
+        let auth = crate::get::Auth::resolve(
+            CoreRef::DiscoveryKey(discovery_key),
+            &GetOptions::default(),
+            &Namespace::ROOT,
+            None,
+        )?;
+        let storage = self.storage.clone();
+        let flags = crate::core::CoreFlags::default();
+        match self.cache.open_weak(discovery_key, || open_core(storage, auth, false, flags)).await {
+            Ok(core) => Ok(Some(core)),
+            Err(corestore_cache::CacheError::Open(GetError::NotStored { .. })) => Ok(None),
+            Err(corestore_cache::CacheError::Open(e)) => Err(e),
+            // The store closed: it serves nothing.
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Keeps a peer-opened core open for another linger period (replication activity).
+    #[cfg_attr(not(test), allow(dead_code))] // Called by the replicator (lead's part of issue 10).
+    pub(crate) fn touch(&self, discovery_key: &DiscoveryKey) -> bool {
+        self.cache.touch(discovery_key)
+    }
+}
+
 impl Drop for StoreSession {
     fn drop(&mut self) {
         // A dropped namespace or session leaves the root's set; its cores stay with their handles.
@@ -488,5 +522,42 @@ impl Corestore {
         store.root.backend.release();
         flushed?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_core_opened_for_a_peer_lingers_then_closes_unless_a_session_takes_it() {
+        let store = Builder::new().linger(Duration::from_secs(6)).open().await.unwrap();
+        let root = store.inner.root.clone();
+        let unknown = DiscoveryKey::from_bytes([9; 32]);
+        assert!(root.open_for_peer(unknown).await.unwrap().is_none(), "nothing created");
+        assert!(store.list().await.unwrap().is_empty());
+
+        let dk = *store.get(CoreRef::name("served")).await.unwrap().discovery_key();
+        tokio::task::yield_now().await;
+        assert_eq!(store.stats().open_cores, 0, "closed with its last session");
+        let core = root.open_for_peer(dk).await.unwrap().expect("stored, so opened");
+        assert_eq!(store.stats().open_cores, 1);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(root.touch(&dk));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!core.is_closed(), "touched within the linger");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(core.is_closed());
+        assert_eq!(store.stats().open_cores, 0);
+
+        // A local session taken meanwhile keeps it open past the linger.
+        let core = root.open_for_peer(dk).await.unwrap().expect("stored");
+        let session = store.get(dk).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert!(!core.is_closed());
+        session.close().await;
+        assert!(core.is_closed());
+        store.close().await.unwrap();
+        assert!(root.open_for_peer(dk).await.unwrap().is_none(), "closed store opens nothing");
     }
 }

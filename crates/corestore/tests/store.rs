@@ -221,3 +221,23 @@ async fn events_info_seek_and_truncate() -> anyhow::Result<()> {
     assert_eq!(events.next().await, None, "the event stream ends when the core closes");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_custom_backend_keeps_the_primary_key_and_cores() -> anyhow::Result<()> {
+    let backend: std::sync::Arc<dyn corestore::storage::StorageBackend> =
+        std::sync::Arc::new(corestore::storage::MemoryStorage::new());
+    let store = Corestore::builder().storage(backend.clone()).open().await?;
+    let primary_key = store.primary_key().clone();
+    let core = store.get(CoreRef::name("kept")).await?;
+    core.append(b"data").await?;
+    let key = *core.key();
+    store.close().await?;
+
+    let store = Corestore::builder().storage(backend).open().await?;
+    assert_eq!(store.primary_key(), &primary_key, "random on first open, then persisted");
+    let core = store.get(CoreRef::name("kept")).await?;
+    assert_eq!((core.key(), core.length()), (&key, 1));
+    assert_eq!(store.list().await?, vec![*core.discovery_key()]);
+    store.close().await?;
+    Ok(())
+}
