@@ -192,6 +192,27 @@ impl SharedCore {
         Ok(())
     }
 
+    /// Takes a manifest or key pair a later `get` brings that this core lacks: the log is
+    /// reloaded from storage with it (and stores it) under the write lock, so every session sees
+    /// it. Nothing happens when the core already has them.
+    pub(crate) async fn learn(
+        &self,
+        storage: &std::sync::Arc<corestore_storage::Storage>,
+        manifest: Option<Manifest>,
+        key_pair: Option<corestore_keys::KeyPair>,
+    ) -> Result<(), hypercore::OpenError> {
+        let mut core = self.core.write().await;
+        let learns_manifest = manifest.is_some() && core.manifest().is_none();
+        let learns_key_pair = key_pair.is_some() && !core.is_writable();
+        if self.is_closed() || !(learns_manifest || learns_key_pair) {
+            return Ok(());
+        }
+        let manifest = core.manifest().cloned().or(manifest);
+        *core = crate::open::reload(storage, self.key, manifest, key_pair).await?;
+        self.refresh(&core);
+        Ok(())
+    }
+
     /// Answers a peer's request (read lock only).
     #[cfg_attr(not(test), allow(dead_code))] // Called by the replicator (lead's part of issue 10).
     pub(crate) async fn create_proof(

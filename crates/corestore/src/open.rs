@@ -24,16 +24,7 @@ pub(crate) async fn open_core(
         // Open with what the record has plus what this get brings (stored on load). Passing
         // the key pair we already hold saves re-deriving it from the stored secret key.
         let record = stored.auth().await?;
-        let manifest = record.manifest.or(auth.manifest);
-        match (auth.key_pair, manifest) {
-            (Some(kp), Some(m))
-                if m.hash() == record.key
-                    && m.signers.iter().any(|s| s.public_key == kp.public_key()) =>
-            {
-                Hypercore::create(&storage, kp, Some(m)).await?
-            }
-            (_, manifest) => Hypercore::open(&storage, record.key, manifest).await?,
-        }
+        reload(&storage, record.key, record.manifest.or(auth.manifest), auth.key_pair).await?
     } else if !create {
         return Err(not_stored);
     } else {
@@ -78,5 +69,24 @@ async fn signed(
     match manifest {
         Some(m) if m.hash() == key => Ok(Hypercore::create(storage, key_pair, Some(m)).await?),
         manifest => Ok(Hypercore::open(storage, key, manifest).await?),
+    }
+}
+
+/// Loads the stored core `key` with `manifest` and `key_pair` (each stored if the record lacked
+/// it): writable when the key pair signs the manifest, else read-only. Passing the key pair
+/// we already hold saves re-deriving it from the stored secret key.
+pub(crate) async fn reload(
+    storage: &Arc<Storage>,
+    key: corestore_keys::CoreKey,
+    manifest: Option<Manifest>,
+    key_pair: Option<corestore_keys::KeyPair>,
+) -> Result<Hypercore, corestore_hypercore::OpenError> {
+    match (key_pair, manifest) {
+        (Some(kp), Some(m))
+            if m.hash() == key && m.signers.iter().any(|s| s.public_key == kp.public_key()) =>
+        {
+            Hypercore::create(storage, kp, Some(m)).await
+        }
+        (_, manifest) => Hypercore::open(storage, key, manifest).await,
     }
 }

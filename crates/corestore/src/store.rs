@@ -403,6 +403,7 @@ impl Corestore {
         let create = options.create_if_missing && !store.read_only && !by_discovery_key;
         let flags = crate::core::CoreFlags { eager: options.eager };
         let discovery_key = auth.discovery_key;
+        let (manifest, key_pair) = (auth.manifest.clone(), auth.key_pair.clone());
         let session = store
             .root
             .cache
@@ -412,6 +413,12 @@ impl Corestore {
                 corestore_cache::CacheError::Open(e) => e,
                 _ => GetError::Closed,
             })?;
+        let snapshot = session.value().snapshot();
+        let learns = (manifest.is_some() && snapshot.manifest.is_none())
+            || (key_pair.is_some() && !snapshot.writable);
+        if learns {
+            session.value().learn(&store.root.storage, manifest, key_pair).await?;
+        }
         Ok(Core::new(store.clone(), session, &options, !store.read_only))
     }
 

@@ -231,3 +231,55 @@ async fn watchers_are_cleared_when_store_is_closed() -> anyhow::Result<()> {
     assert!(store.watch().is_err());
     Ok(())
 }
+
+/// `basic - open with a keypair, read-only session concurrently opened`: a core opened by key
+/// alone has no manifest; a second `get` with the manifest and key pair, while the first session
+/// is still open, makes the shared core (and so both sessions) know both.
+#[tokio::test]
+async fn open_with_a_keypair_read_only_session_concurrently_opened() -> anyhow::Result<()> {
+    let store = Corestore::in_memory().await?;
+    let key_pair = corestore::KeyPair::generate();
+    let manifest = Manifest::single_signer(key_pair.public_key());
+    let key = manifest.hash();
+    let core1 = store.get_with(key, GetOptions::new().key_pair(key_pair.clone())).await?;
+    assert!(core1.manifest().is_some() && core1.writable());
+
+    let key_pair = corestore::KeyPair::generate();
+    let manifest = Manifest::single_signer(key_pair.public_key());
+    let key = manifest.hash();
+    let core1 = store.get(key).await?;
+    assert!(core1.manifest().is_none());
+    assert!(!core1.writable());
+    let core2 =
+        store.get_with(key, GetOptions::new().manifest(manifest).key_pair(key_pair)).await?;
+    assert!(core2.manifest().is_some());
+    assert!(core2.writable());
+    assert!(core1.manifest().is_some(), "the shared core learned it");
+    core2.append(b"signed").await?;
+    assert_eq!(core1.length(), 1);
+    store.close().await?;
+    Ok(())
+}
+
+/// `manifest is persisted`: a manifest learned by a later `get` while the core is open is
+/// stored, and a fresh store on the same storage knows it from the key alone.
+#[tokio::test]
+async fn manifest_is_persisted() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let manifest = Manifest::single_signer(corestore::KeyPair::generate().public_key());
+    let key = manifest.hash();
+    {
+        let store = Corestore::open(dir.path()).await?;
+        let a = store.get(key).await?;
+        assert!(a.manifest().is_none());
+        let a2 = store.get(manifest.clone()).await?;
+        assert!(a.manifest().is_some());
+        assert!(a2.manifest().is_some());
+        store.close().await?;
+    }
+    let store = Corestore::open(dir.path()).await?;
+    let a = store.get(key).await?;
+    assert_eq!(a.manifest(), Some(manifest));
+    store.close().await?;
+    Ok(())
+}
