@@ -220,6 +220,36 @@ impl Storage {
             .collect())
     }
 
+    /// Discovery keys of the named cores of `namespace` (corestore `list(namespace)`), in name
+    /// order.
+    pub async fn namespace_discovery_keys(
+        &self,
+        namespace: &Namespace,
+    ) -> Result<Vec<DiscoveryKey>, StorageError> {
+        let start = alias_key(namespace, &[]);
+        // The first key after every alias of `namespace`: the namespace bytes plus one.
+        let mut end = start.clone();
+        while let Some(last) = end.pop() {
+            if last < u8::MAX {
+                end.push(last + 1);
+                break;
+            }
+        }
+        let rows = scan_all(self.backend.as_ref(), &start, &end).await?;
+        rows.iter()
+            .map(|(_, value)| {
+                DiscoveryKey::try_from_slice(value).map_err(|_| StorageError::Corrupt {
+                    what: "alias",
+                    source: corestore_keys::compact::DecodeError::UnexpectedEnd {
+                        needed: 32,
+                        remaining: value.len(),
+                    }
+                    .into(),
+                })
+            })
+            .collect()
+    }
+
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<(), StorageError> {
         Ok(self.backend.flush().await?)
@@ -574,6 +604,31 @@ mod tests {
         let b = storage.create_core(&auth(2), None).await.unwrap();
         assert_eq!(b.block(0).await.unwrap(), None);
         assert_eq!(storage.discovery_keys().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn namespace_discovery_keys_lists_one_namespace_only() {
+        let storage = Storage::open(Arc::new(MemoryStorage::new())).await.unwrap();
+        let ns = Namespace::ROOT.child("a");
+        // All-0xff namespace: the scan end must not overflow into another tag.
+        let last = Namespace::from_bytes([0xff; 32]);
+        let (a, b, c, d) = (auth(1), auth(2), auth(3), auth(4));
+        storage.create_core(&a, Some((&ns, b"x"))).await.unwrap();
+        storage.create_core(&b, Some((&ns, b"y"))).await.unwrap();
+        storage.create_core(&c, Some((&Namespace::ROOT, b"x"))).await.unwrap();
+        storage.create_core(&d, Some((&last, b"z"))).await.unwrap();
+        storage.create_core(&auth(5), None).await.unwrap();
+        let mut listed = storage.namespace_discovery_keys(&ns).await.unwrap();
+        listed.sort();
+        let mut expected = vec![a.discovery_key, b.discovery_key];
+        expected.sort();
+        assert_eq!(listed, expected);
+        assert_eq!(
+            storage.namespace_discovery_keys(&Namespace::ROOT).await.unwrap(),
+            vec![c.discovery_key]
+        );
+        assert_eq!(storage.namespace_discovery_keys(&last).await.unwrap(), vec![d.discovery_key]);
+        assert_eq!(storage.discovery_keys().await.unwrap().len(), 5);
     }
 
     #[tokio::test]
