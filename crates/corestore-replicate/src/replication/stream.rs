@@ -405,7 +405,10 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
             return;
         }
         let handshake = Replicator::handshake(keys_role(self.role), attached.core.key(), &hh);
-        let spec = ChannelSpec::new(PROTOCOL).id(*dk.as_bytes()).message_types(MESSAGE_TYPES);
+        let spec = ChannelSpec::new(PROTOCOL)
+            .alias(PROTOCOL_ALIAS)
+            .id(*dk.as_bytes())
+            .message_types(MESSAGE_TYPES);
         match self.driver.connection().mux().open_channel(&spec, &handshake) {
             Ok(channel) => {
                 attached.channel = Some(channel);
