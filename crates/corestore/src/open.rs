@@ -37,6 +37,7 @@ pub(crate) async fn open_core(
                     key,
                     discovery_key: auth.discovery_key,
                     manifest: Some(manifest),
+                    frozen: false,
                     key_pair: Some(StoredKeyPair {
                         public_key: kp.public_key(),
                         secret_key: Some(kp.secret_key()),
