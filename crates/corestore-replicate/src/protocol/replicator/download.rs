@@ -8,12 +8,31 @@ use super::{
 
 impl Replicator {
     pub(super) fn on_data(&mut self, id: PeerId, data: Data) {
+        if data.request == 0 && data.upgrade.as_ref().is_some_and(|u| u.start == 0) {
+            // Always heard: a possible conflict proof (two signed trees at one fork).
+            self.actions.push_back(Action::CheckConflict { peer: id, data });
+            return;
+        }
         let Some(inflight) = self.inflight.get_mut(&data.request) else { return };
         if inflight.peer != id || !matches(&inflight.request, &data) {
             return; // not an answer to a request of ours (JavaScript's `_matchingRequest`)
         }
         inflight.block_bytes = data.block.as_ref().map_or(0, |b| b.value.len() as u64);
-        self.actions.push_back(Action::Verify { peer: id, data });
+        let request = data.request;
+        match inflight.what {
+            Wanted::Block(_) | Wanted::Upgrade => {
+                self.actions.push_back(Action::Verify { peer: id, data });
+            }
+            Wanted::ForkProof => {
+                self.actions.push_back(Action::VerifyForkProof { peer: id, request, data });
+            }
+            Wanted::ReorgHash => {
+                if let Some(reorg) = self.reorg.as_mut().and_then(|r| r.pending.take()) {
+                    let reorg = Box::new(reorg);
+                    self.actions.push_back(Action::ReorgAnswer { peer: id, request, data, reorg });
+                }
+            }
+        }
     }
 
     /// The outcome of an [`Action::Verify`] for the answer to `request`.
@@ -75,8 +94,14 @@ impl Replicator {
         if let Some(p) = self.peers.get_mut(&id) {
             match what {
                 Wanted::Block(index) => p.has.set_range(index, index + 1, false),
-                Wanted::Upgrade => p.upgrade_failed_at = Some(p.remote.length),
+                // No retry from this peer until it announces another length.
+                Wanted::Upgrade | Wanted::ForkProof | Wanted::ReorgHash => {
+                    p.upgrade_failed_at = Some(p.remote.length);
+                }
             }
+        }
+        if matches!(what, Wanted::ForkProof | Wanted::ReorgHash) {
+            self.reorg = None;
         }
         self.schedule(core, now);
     }
@@ -156,6 +181,7 @@ impl Replicator {
                     self.upgrade_inflight = None;
                 }
             }
+            Wanted::ForkProof | Wanted::ReorgHash => {}
         }
         if let Some(p) = self.peers.get_mut(&r.peer) {
             p.inflight = p.inflight.saturating_sub(1);
@@ -177,6 +203,7 @@ impl Replicator {
                 self.inflight_blocks.insert(index, id);
             }
             Wanted::Upgrade => self.upgrade_inflight = Some(id),
+            Wanted::ForkProof | Wanted::ReorgHash => {}
         }
         if let Some(p) = self.peers.get_mut(&peer) {
             p.inflight += 1;

@@ -13,6 +13,7 @@
 //! storage only through `corestore-hypercore`'s verifier.
 
 mod download;
+mod fork;
 mod upload;
 
 use download::can_upgrade_from;
@@ -46,6 +47,10 @@ const SCAN_LIMIT: u64 = 4096;
 enum Wanted {
     Block(u64),
     Upgrade,
+    /// The full signed tree of a peer's higher fork (spec §5.6b).
+    ForkProof,
+    /// A bisection step of a reorg towards the common ancestor.
+    ReorgHash,
 }
 
 #[derive(Debug)]
@@ -86,6 +91,8 @@ pub struct Replicator {
     next_range: u64,
     downloading: bool,
     extensions: Vec<String>,
+    /// The reorg in progress, with the peer that drives it.
+    reorg: Option<fork::ReorgState>,
     actions: VecDeque<Action>,
 }
 
@@ -109,6 +116,7 @@ impl Replicator {
             next_range: 1,
             downloading: true,
             extensions: Vec::new(),
+            reorg: None,
             actions: VecDeque::new(),
         }
     }
@@ -141,6 +149,7 @@ impl Replicator {
     /// an `update()` has nothing more to wait for.
     pub fn is_settled(&self, core: &impl CoreView) -> bool {
         self.upgrade_inflight.is_none()
+            && self.reorg.is_none()
             && self.peers.values().all(|p| p.synced && !can_upgrade_from(p, core))
     }
 
@@ -238,6 +247,9 @@ impl Replicator {
     }
 
     fn forget_peer_requests(&mut self, peer: PeerId) {
+        if self.reorg.as_ref().is_some_and(|r| r.peer == peer) {
+            self.reorg = None;
+        }
         let gone: Vec<u64> =
             self.inflight.iter().filter(|(_, r)| r.peer == peer).map(|(id, _)| *id).collect();
         for id in gone {
@@ -308,6 +320,7 @@ impl Replicator {
         if sync.fork == core.fork() && core.length() > sync.length && length_changed {
             self.send_sync(id, core);
         }
+        self.maybe_reorg(id, core, now);
         self.schedule(core, now);
     }
 
