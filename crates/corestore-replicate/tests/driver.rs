@@ -87,6 +87,7 @@ async fn garbage_from_the_socket_is_a_typed_error() {
 /// long run arrives even when most calls are cancelled half-way.
 #[tokio::test]
 async fn next_event_is_cancel_safe() {
+    const N: u32 = 3000;
     let (a, b) = tokio::io::duplex(1 << 20);
     let mut ini =
         Driver::new(a, Connection::new(Role::Initiator, StreamConfig::new(), Instant::now()));
@@ -95,7 +96,6 @@ async fn next_event_is_cancel_safe() {
     let spec = ChannelSpec::new("test/cancel");
     let ci = ini.connection().mux().open_channel(&spec, b"").unwrap();
     let _cr = res.connection().mux().open_channel(&spec, b"").unwrap();
-    const N: u32 = 3000;
     for i in 0..N {
         ini.connection().mux().send(ci, 0, &i.to_le_bytes()).unwrap();
     }
