@@ -332,7 +332,10 @@ async fn forks_a_replica_follows_the_writer_both_ways() {
     let _conn = connect(&mut node, &w, Role::Responder).await;
     node.call(json!({"cmd": "waitPeer"})).await;
     node.call(json!({"cmd": "update"})).await;
-    assert_eq!(node.call(json!({"cmd": "download", "start": 0, "end": 200})).await["mismatches"], 0);
+    assert_eq!(
+        node.call(json!({"cmd": "download", "start": 0, "end": 200})).await["mismatches"],
+        0
+    );
     w.truncate(120).await.unwrap();
     let again: Vec<Vec<u8>> = (120..160).map(|i| [block(i), vec![7]].concat()).collect();
     w.append(&again).await.unwrap();
