@@ -123,7 +123,7 @@ async fn whole_store(rust_initiator: bool, test: &str) {
 
     // Exactly the cores each side was given.
     let mut rust_list: Vec<String> =
-        store.list().await.unwrap().iter().map(|d| d.to_hex()).collect();
+        store.list().await.unwrap().iter().map(corestore::DiscoveryKey::to_hex).collect();
     rust_list.sort();
     let mut expected: Vec<String> = mine.iter().map(|c| c.discovery_key().to_hex()).collect();
     expected.push(x["discoveryKey"].as_str().unwrap().to_owned());
