@@ -49,7 +49,7 @@ impl Replicator {
             return;
         }
         let bytes = inflight.block_bytes;
-        self.forget_request(request);
+        self.release_request(request, result.is_err());
         match result {
             Ok(applied) => {
                 if let Some(p) = self.peers.get_mut(&id) {
@@ -144,7 +144,7 @@ impl Replicator {
     ) -> RangeId {
         let id = RangeId(self.next_range);
         self.next_range += 1;
-        self.ranges.insert(id, RangeWant { start, end });
+        self.ranges.insert(id, RangeWant { start, end, cursor: start });
         self.schedule(core, now);
         id
     }
@@ -168,12 +168,25 @@ impl Replicator {
         }
     }
 
+    /// A request that will not be answered (failed, cancelled, timed out, peer gone): its block
+    /// may be asked for again.
     pub(super) fn forget_request(&mut self, id: u64) {
+        self.release_request(id, true);
+    }
+
+    /// Drops request `id`; with `rewind`, range scans go back to its block so it is asked for
+    /// again (a block that was stored needs no rewind).
+    pub(super) fn release_request(&mut self, id: u64, rewind: bool) {
         let Some(r) = self.inflight.remove(&id) else { return };
         match r.what {
             Wanted::Block(index) => {
                 if self.inflight_blocks.get(&index) == Some(&id) {
                     self.inflight_blocks.remove(&index);
+                }
+                if rewind {
+                    for range in self.ranges.values_mut() {
+                        range.cursor = range.cursor.min(index);
+                    }
                 }
             }
             Wanted::Upgrade => {
@@ -289,22 +302,33 @@ impl Replicator {
             }
         }
         if found.is_none() {
-            'ranges: for r in self.ranges.values() {
+            let contiguous = core.contiguous_length();
+            'ranges: for r in self.ranges.values_mut() {
                 let end = r.end.unwrap_or(length).min(length);
-                let mut index = r.start.max(core.contiguous_length());
+                let mut index = r.start.max(contiguous).max(r.cursor);
+                // While every block from the cursor on is stored or in flight, the cursor
+                // follows: the next scan starts past them (a failed request rewinds it).
+                let mut settled = true;
                 let mut scanned = 0;
                 while index < end && scanned < SCAN_LIMIT {
                     if !core.has(index) && !self.inflight_blocks.contains_key(&index) {
                         if peer.has_block(index) {
                             found = Some((index, 0));
+                            if settled {
+                                r.cursor = index + 1;
+                            }
                             break 'ranges;
                         }
+                        settled = false;
                         if want.is_none() {
                             want = Some(index);
                         }
                     }
                     index += 1;
                     scanned += 1;
+                    if settled {
+                        r.cursor = index;
+                    }
                 }
             }
         }

@@ -121,6 +121,10 @@ impl Replicator {
     }
 
     fn after_truncate(&mut self, core: &impl CoreView) {
+        let contiguous = core.contiguous_length();
+        for range in self.ranges.values_mut() {
+            range.cursor = range.cursor.min(contiguous);
+        }
         let requests: Vec<u64> = self.inflight.keys().copied().collect();
         for request in requests {
             if let Some(peer) = self.inflight.get(&request).map(|r| r.peer) {

@@ -69,6 +69,8 @@ struct RangeWant {
     start: u64,
     /// `None`: live, up to whatever length the core reaches.
     end: Option<u64>,
+    /// Every block of the range below this is stored or in flight.
+    cursor: u64,
 }
 
 /// A download range handle of [`Replicator::want_range`].
@@ -101,7 +103,7 @@ impl Replicator {
     pub fn new(config: ReplicatorConfig) -> Self {
         let mut ranges = BTreeMap::new();
         if config.eager {
-            ranges.insert(RangeId(0), RangeWant { start: 0, end: None });
+            ranges.insert(RangeId(0), RangeWant { start: 0, end: None, cursor: 0 });
         }
         Self {
             config,
