@@ -6,6 +6,7 @@
 //!     [--batch 100] [--random 100000] [--no-js]
 //! ```
 //!
+//! Rust runs twice, with the default in-memory index and with `DiskOptions::persistent_index`.
 //! For each N, each implementation: a `write` process appends N blocks (batches of `--batch`)
 //! and reports the write rate and its peak RSS; a fresh `read` process opens the store and the
 //! core (timed), does 1,000 random gets and reports its peak RSS so far, then times `--random`
@@ -30,7 +31,7 @@ use std::time::Instant;
 
 use corestore_hypercore::Hypercore;
 use corestore_keys::KeyPair;
-use corestore_storage::{DiskStorage, Storage, StorageBackend};
+use corestore_storage::{DiskOptions, DiskStorage, Storage, StorageBackend};
 use serde_json::{json, Value};
 
 const SIZE: usize = 1024;
@@ -59,8 +60,9 @@ impl XorShift {
     }
 }
 
-async fn open(dir: &Path) -> (Arc<Storage>, Hypercore) {
-    let disk = DiskStorage::open(dir).expect("open the disk store");
+async fn open(dir: &Path, persistent: bool) -> (Arc<Storage>, Hypercore) {
+    let options = DiskOptions::default().persistent_index(persistent);
+    let disk = DiskStorage::open_with(dir, options).expect("open the disk store");
     let backend: Arc<dyn StorageBackend> = Arc::new(disk);
     let storage = Storage::open(backend).await.expect("open the schema");
     let core = Hypercore::create(&storage, KeyPair::from_seed(&[1; 32]), None)
@@ -69,8 +71,8 @@ async fn open(dir: &Path) -> (Arc<Storage>, Hypercore) {
     (storage, core)
 }
 
-async fn write(dir: &Path, blocks: u64, batch: u64) -> Value {
-    let (storage, mut core) = open(dir).await;
+async fn write(dir: &Path, blocks: u64, batch: u64, persistent: bool) -> Value {
+    let (storage, mut core) = open(dir, persistent).await;
     let template = vec![0xab_u8; SIZE];
     let start = Instant::now();
     let mut i = 0;
@@ -91,9 +93,9 @@ async fn write(dir: &Path, blocks: u64, batch: u64) -> Value {
     json!({ "seconds": seconds, "perSec": blocks as f64 / seconds, "peakRssKb": peak_rss_kb() })
 }
 
-async fn read(dir: &Path, blocks: u64, random: u64) -> Value {
+async fn read(dir: &Path, blocks: u64, random: u64, persistent: bool) -> Value {
     let start = Instant::now();
-    let (_storage, core) = open(dir).await;
+    let (_storage, core) = open(dir, persistent).await;
     let open_seconds = start.elapsed().as_secs_f64();
     assert_eq!(core.length(), blocks, "reopened core length");
     let mut rng = XorShift(0x9e37_79b9);
@@ -153,6 +155,8 @@ fn du(dir: &Path) -> f64 {
 }
 
 fn run(ns: &[u64], batch: u64, random: u64, js: bool) {
+    let rust =
+        [("Rust, in-memory index (default)", "memory"), ("Rust, persistent index", "persistent")];
     let me = std::env::current_exe().expect("current exe");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("scale/scale.js");
@@ -164,7 +168,9 @@ fn run(ns: &[u64], batch: u64, random: u64, js: bool) {
     println!("|---|---|---|---|---|---|---|---|");
     for &n in ns {
         let mut impls: Vec<(&str, PathBuf, Vec<String>, Option<PathBuf>)> = Vec::new();
-        impls.push(("Rust", me.clone(), Vec::new(), None));
+        for (name, index) in rust {
+            impls.push((name, me.clone(), vec![format!("--index={index}")], None));
+        }
         if js {
             impls.push((
                 "JS",
@@ -202,16 +208,18 @@ fn run(ns: &[u64], batch: u64, random: u64, js: bool) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let persistent = args.iter().any(|a| a == "--index=persistent");
+    args.retain(|a| !a.starts_with("--index="));
     let num = |i: usize| -> u64 { args.get(i).and_then(|v| v.parse().ok()).expect("a number") };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     match args.first().map(String::as_str) {
         Some("write") => {
-            let out = rt.block_on(write(Path::new(&args[1]), num(2), num(3)));
+            let out = rt.block_on(write(Path::new(&args[1]), num(2), num(3), persistent));
             println!("{out}");
         }
         Some("read") => {
-            let out = rt.block_on(read(Path::new(&args[1]), num(2), num(3)));
+            let out = rt.block_on(read(Path::new(&args[1]), num(2), num(3), persistent));
             println!("{out}");
         }
         Some("run") => {

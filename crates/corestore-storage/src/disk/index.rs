@@ -36,8 +36,45 @@ pub(super) struct Index {
     pub(super) live_bytes: u64,
 }
 
+/// Something record operations are applied to: the in-memory [`Index`], or the persistent
+/// index of [`super::lsm`].
+pub(super) trait Apply {
+    /// Where replay of the log with `salt`, `log_len` bytes long, starts (after the file
+    /// header by default).
+    fn start(&mut self, _salt: &[u8; 16], _log_len: u64) -> io::Result<u64> {
+        Ok(super::log::HEADER_LEN)
+    }
+    /// Sets `key` to the value at `loc`.
+    fn put(&mut self, key: &[u8], loc: Loc) -> io::Result<()>;
+    /// Removes `key`.
+    fn delete(&mut self, key: &[u8]) -> io::Result<()>;
+    /// Removes every key in `start..end`.
+    fn delete_range(&mut self, start: &[u8], end: &[u8]) -> io::Result<()>;
+    /// Called by replay after each record, with the log length it reached.
+    fn replayed(&mut self, _log: &std::fs::File, _end: u64) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Apply for Index {
+    fn put(&mut self, key: &[u8], loc: Loc) -> io::Result<()> {
+        self.insert(IndexKey::new(key), loc);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> io::Result<()> {
+        self.remove(&IndexKey::new(key));
+        Ok(())
+    }
+
+    fn delete_range(&mut self, start: &[u8], end: &[u8]) -> io::Result<()> {
+        self.remove_range(start, end);
+        Ok(())
+    }
+}
+
 impl Index {
-    fn put(&mut self, key: IndexKey, loc: Loc) {
+    fn insert(&mut self, key: IndexKey, loc: Loc) {
         let added = key.len() as u64 + u64::from(loc.len) + ENTRY_OVERHEAD;
         if let Some(old) = self.map.insert(key, loc) {
             self.live_bytes -= u64::from(old.len);
@@ -47,17 +84,13 @@ impl Index {
         }
     }
 
-    fn delete(&mut self, key: &[u8]) {
-        self.remove(&IndexKey::new(key));
-    }
-
     fn remove(&mut self, key: &IndexKey) {
         if let Some(old) = self.map.remove(key) {
             self.live_bytes -= key.len() as u64 + u64::from(old.len) + ENTRY_OVERHEAD;
         }
     }
 
-    fn delete_range(&mut self, start: &[u8], end: &[u8]) {
+    fn remove_range(&mut self, start: &[u8], end: &[u8]) {
         if start >= end {
             return;
         }
@@ -152,16 +185,17 @@ pub(super) fn encode(batch: WriteBatch, reserve: usize, max: usize) -> io::Resul
 
 impl Payload {
     /// Applies the batch to `index`, its payload having been written at `payload_at`.
-    pub(super) fn apply(self, index: &mut Index, payload_at: u64) {
+    pub(super) fn apply(self, index: &mut impl Apply, payload_at: u64) -> io::Result<()> {
         for op in self.ops {
             match op {
                 IndexOp::Put { key, value_at, len } => {
-                    index.put(IndexKey::new(&key), Loc { offset: payload_at + value_at, len });
+                    index.put(&key, Loc { offset: payload_at + value_at, len })?;
                 }
-                IndexOp::Delete { key } => index.delete(&key),
-                IndexOp::DeleteRange { start, end } => index.delete_range(&start, &end),
+                IndexOp::Delete { key } => index.delete(&key)?,
+                IndexOp::DeleteRange { start, end } => index.delete_range(&start, &end)?,
             }
         }
+        Ok(())
     }
 }
 
@@ -170,19 +204,28 @@ pub(super) fn parses(payload: &[u8]) -> bool {
     walk(payload, |_| {}).is_some()
 }
 
-/// Applies one checksummed payload found at `at`; `None` when it does not parse (then nothing
-/// was applied).
-pub(super) fn apply_payload(payload: &[u8], at: u64, index: &mut Index) -> Option<()> {
+/// Applies one checksummed payload found at `at`; `Ok(None)` when it does not parse (then
+/// nothing was applied).
+pub(super) fn apply_payload(
+    payload: &[u8],
+    at: u64,
+    index: &mut impl Apply,
+) -> io::Result<Option<()>> {
     if !parses(payload) {
-        return None;
+        return Ok(None);
     }
-    walk(payload, |op| match op {
-        Op::Put(key, start, len) => {
-            index.put(IndexKey::new(key), Loc { offset: at + start as u64, len });
+    let mut result = Ok(());
+    walk(payload, |op| {
+        if result.is_err() {
+            return;
         }
-        Op::Delete(key) => index.delete(key),
-        Op::DeleteRange(start, end) => index.delete_range(start, end),
-    })
+        result = match op {
+            Op::Put(key, start, len) => index.put(key, Loc { offset: at + start as u64, len }),
+            Op::Delete(key) => index.delete(key),
+            Op::DeleteRange(start, end) => index.delete_range(start, end),
+        };
+    });
+    result.map(|()| Some(()))
 }
 
 enum Op<'a> {

@@ -40,7 +40,7 @@ pub(super) fn replay(mut reader: impl Read, file: &File) -> io::Result<Replay> {
         if read_full(&mut reader, &mut payload)? < len || crc32fast::hash(&payload) != crc {
             break;
         }
-        if index::apply_payload(&payload, body_at, &mut index).is_none() {
+        if index::apply_payload(&payload, body_at, &mut index)?.is_none() {
             return Ok(Replay::Corrupt { offset });
         }
         offset = body_at + len as u64;

@@ -26,7 +26,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 
-use super::index::{self, Index, Loc, Payload};
+use super::index::{self, Apply, Index, Loc, Payload};
 use crate::backend::WriteBatch;
 
 /// The file magic.
@@ -119,9 +119,10 @@ impl Record {
     }
 
     /// Applies the record to `index`, it having been written at `offset`.
-    pub(super) fn apply(self, index: &mut Index, offset: u64) {
-        if let Some(payload) = self.payload {
-            payload.apply(index, offset + RECORD_HEADER_LEN as u64);
+    pub(super) fn apply(self, index: &mut impl Apply, offset: u64) -> io::Result<()> {
+        match self.payload {
+            Some(payload) => payload.apply(index, offset + RECORD_HEADER_LEN as u64),
+            None => Ok(()),
         }
     }
 }
@@ -157,10 +158,10 @@ fn parse_head(bytes: &[u8], salt: &Salt, offset: u64, file_len: u64) -> Option<H
 /// What replaying a log found.
 #[derive(Debug)]
 pub(super) enum Replay {
-    /// The log replayed. `valid_len` is where the last intact record ends, padding included
-    /// (it may be past the end of a file whose last padding was cut); `durable_len` is the
-    /// highest durable length claimed by a flush mark.
-    Done { index: Index, salt: Salt, valid_len: u64, durable_len: u64 },
+    /// The log replayed into the sink. `valid_len` is where the last intact record ends,
+    /// padding included (it may be past the end of a file whose last padding was cut);
+    /// `durable_len` is the highest durable length claimed by a flush mark.
+    Done { salt: Salt, valid_len: u64, durable_len: u64 },
     /// A log of format version 1, replayed; it must be converted before appending.
     Legacy { index: Index, valid_len: u64 },
     /// The file does not start with the log magic.
@@ -174,8 +175,9 @@ pub(super) enum Replay {
     Damaged { offset: u64, durable_len: u64 },
 }
 
-/// Replays the log in `file` into an index.
-pub(super) fn replay(file: &File) -> io::Result<Replay> {
+/// Replays the log in `file` into `sink`, from where [`Apply::start`] says (a version-1 log is
+/// replayed into a fresh [`Index`] instead, returned in [`Replay::Legacy`]).
+pub(super) fn replay(file: &File, sink: &mut impl Apply) -> io::Result<Replay> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut magic = [0u8; 16];
     if read_full(&mut reader, &mut magic)? < magic.len() || &magic[..12] != MAGIC {
@@ -192,9 +194,11 @@ pub(super) fn replay(file: &File) -> io::Result<Replay> {
         return Ok(Replay::NotALog);
     }
     let file_len = file.metadata()?.len();
-    let mut index = Index::default();
     let mut durable_len = 0;
-    let mut offset = HEADER_LEN;
+    let mut offset = sink.start(&salt, file_len)?.clamp(HEADER_LEN, file_len.max(HEADER_LEN));
+    if offset > HEADER_LEN {
+        reader.seek_relative(i64::try_from(offset - HEADER_LEN).map_err(io::Error::other)?)?;
+    }
     let mut payload = Vec::new();
     loop {
         let mut head = [0u8; RECORD_HEADER_LEN];
@@ -214,10 +218,11 @@ pub(super) fn replay(file: &File) -> io::Result<Replay> {
                 return Ok(Replay::Corrupt { offset });
             }
             durable_len = durable_len.max(claimed);
-        } else if index::apply_payload(body, body_at, &mut index).is_none() {
+        } else if index::apply_payload(body, body_at, sink)?.is_none() {
             return Ok(Replay::Corrupt { offset });
         }
         offset = next;
+        sink.replayed(file, offset)?;
         if got < payload.len() {
             // The padding of the last record was cut: the log ends here.
             break;
@@ -230,7 +235,7 @@ pub(super) fn replay(file: &File) -> io::Result<Replay> {
             }
         }
     }
-    Ok(Replay::Done { index, salt, valid_len: offset, durable_len })
+    Ok(Replay::Done { salt, valid_len: offset, durable_len })
 }
 
 /// The highest durable length claimed by a flush mark after the bad record at `bad`: every
@@ -297,35 +302,56 @@ pub(super) fn rewrite(
     chunk: usize,
     max: usize,
 ) -> io::Result<(Index, u64)> {
+    let mut fresh = Index::default();
+    let entries = index.map.iter().map(|(k, loc)| Ok((k.to_vec(), *loc)));
+    let end = rewrite_into(old, entries, new, salt, chunk, max, &mut fresh)?;
+    Ok((fresh, end))
+}
+
+/// [`rewrite`] from any ascending stream of live entries into any index `fresh`; returns the
+/// file length.
+pub(super) fn rewrite_into(
+    old: &File,
+    entries: impl Iterator<Item = io::Result<(Vec<u8>, Loc)>>,
+    new: &File,
+    salt: &Salt,
+    chunk: usize,
+    max: usize,
+    fresh: &mut impl Apply,
+) -> io::Result<u64> {
     new.write_all_at(&header(salt), 0)?;
     let mut end = HEADER_LEN;
-    let mut fresh = Index::default();
     let mut batch = WriteBatch::new();
     let mut size = 0;
-    let flush = |batch: &mut WriteBatch, fresh: &mut Index, end: &mut u64| -> io::Result<()> {
+    let flush = |batch: &mut WriteBatch,
+                 fresh: &mut dyn FnMut(Record, u64) -> io::Result<()>,
+                 end: &mut u64|
+     -> io::Result<()> {
         let mut record = encode_batch(std::mem::take(batch), max)?;
         record.seal(salt, *end);
         new.write_all_at(&record.bytes, *end)?;
         let len = record.bytes.len() as u64;
-        record.apply(fresh, *end);
+        fresh(record, *end)?;
         *end += len;
         Ok(())
     };
-    for (key, loc) in &index.map {
+    let mut sink = |record: Record, at: u64| record.apply(fresh, at);
+    for entry in entries {
+        let (key, loc) = entry?;
         let entry = key.len() + loc.len as usize + index::ENTRY_OVERHEAD as usize;
         if size > 0 && size + entry > max {
-            flush(&mut batch, &mut fresh, &mut end)?;
+            flush(&mut batch, &mut sink, &mut end)?;
             size = 0;
         }
-        batch.put(key.to_vec(), read_value(old, *loc)?);
+        batch.put(key, read_value(old, loc)?);
         size += entry;
         if size >= chunk {
-            flush(&mut batch, &mut fresh, &mut end)?;
+            flush(&mut batch, &mut sink, &mut end)?;
             size = 0;
         }
     }
     if !batch.is_empty() {
-        flush(&mut batch, &mut fresh, &mut end)?;
+        flush(&mut batch, &mut sink, &mut end)?;
     }
-    Ok((fresh, end))
+    Ok(end)
 }

@@ -3,8 +3,11 @@
 
 mod index;
 mod key;
+mod keys;
 mod legacy;
 mod log;
+mod lsm;
+mod runs;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
@@ -17,11 +20,13 @@ use async_trait::async_trait;
 
 use crate::backend::{StorageBackend, WriteBatch};
 use index::Index;
+use keys::Keys;
 use log::{Replay, Salt};
 
 const LOCK_FILE: &str = "LOCK";
 const LOG_FILE: &str = "data.log";
 const COMPACT_FILE: &str = "data.log.compact";
+const INDEX_DIR: &str = "index";
 
 /// Compaction is considered once the log is this large (by default)…
 const COMPACT_MIN_LEN: u64 = 64 << 20;
@@ -35,11 +40,23 @@ pub struct DiskOptions {
     /// Compaction runs only once the log file is at least this many bytes (default 64 MiB)
     /// and more than twice the live data.
     pub compact_min_len: u64,
+    /// Keep the index on disk (sorted runs in the store's `index/` directory, rebuilt from the
+    /// log whenever it is missing or stale) instead of every key in memory: memory is bounded
+    /// by [`DiskOptions::memtable_entries`] and open replays only the log written since the
+    /// last run. Off by default (not yet measured enough to be the default).
+    pub persistent_index: bool,
+    /// With [`DiskOptions::persistent_index`], how many recent keys are held in memory before
+    /// they are written out as a run (default 262,144).
+    pub memtable_entries: usize,
 }
 
 impl Default for DiskOptions {
     fn default() -> Self {
-        Self { compact_min_len: COMPACT_MIN_LEN }
+        Self {
+            compact_min_len: COMPACT_MIN_LEN,
+            persistent_index: false,
+            memtable_entries: 1 << 18,
+        }
     }
 }
 
@@ -48,6 +65,20 @@ impl DiskOptions {
     #[must_use]
     pub fn compact_min_len(mut self, bytes: u64) -> Self {
         self.compact_min_len = bytes;
+        self
+    }
+
+    /// Sets [`DiskOptions::persistent_index`].
+    #[must_use]
+    pub fn persistent_index(mut self, on: bool) -> Self {
+        self.persistent_index = on;
+        self
+    }
+
+    /// Sets [`DiskOptions::memtable_entries`] (at least 1).
+    #[must_use]
+    pub fn memtable_entries(mut self, entries: usize) -> Self {
+        self.memtable_entries = entries.max(1);
         self
     }
 }
@@ -155,12 +186,23 @@ struct Writer {
     mark_end: u64,
     /// No automatic compaction is tried below this log length (set after a failed one).
     compact_after: u64,
+    /// Log bytes known durable (a completed flush, compaction or index checkpoint).
+    synced: u64,
     broken: bool,
 }
 
 impl Writer {
     fn new(file: Arc<File>, salt: Salt, end: u64, marked: u64) -> Self {
-        Self { file, salt, end, marked, mark_end: end, compact_after: 0, broken: false }
+        Self {
+            file,
+            salt,
+            end,
+            marked,
+            mark_end: end,
+            compact_after: 0,
+            synced: marked,
+            broken: false,
+        }
     }
 
     /// Appends `record`, sealed for its place at the end; on failure rolls a partial append
@@ -181,7 +223,7 @@ impl Writer {
 
 struct State {
     file: Arc<File>,
-    index: Index,
+    index: Keys,
 }
 
 impl std::fmt::Debug for DiskStorage {
@@ -189,7 +231,7 @@ impl std::fmt::Debug for DiskStorage {
         let state = self.inner.read_state();
         f.debug_struct("DiskStorage")
             .field("dir", &self.inner.dir)
-            .field("records", &state.index.map.len())
+            .field("index", &state.index)
             .finish_non_exhaustive()
     }
 }
@@ -246,51 +288,15 @@ impl DiskStorage {
             }
             Err(e) => return Err(e.into()),
         };
-        let (file, index, salt, end, marked) = match log::replay(&file)? {
-            Replay::Done { index, salt, valid_len, durable_len } => {
-                let file_len = file.metadata()?.len();
-                match file_len.cmp(&valid_len) {
-                    std::cmp::Ordering::Equal => (file, index, salt, valid_len, durable_len),
-                    std::cmp::Ordering::Less => {
-                        // Only the zero padding after the last record was cut: put it back, so
-                        // the next record starts where replay will look for it.
-                        file.set_len(valid_len)?;
-                        file.sync_all()?;
-                        (file, index, salt, valid_len, durable_len)
-                    }
-                    std::cmp::Ordering::Greater => {
-                        // Only an unflushed tail is cut: damage before a flush mark was refused.
-                        tracing::warn!(
-                            dir = %dir.display(),
-                            kept = valid_len,
-                            dropped = file_len - valid_len,
-                            "cut a torn tail (written after the last flush) off the store log"
-                        );
-                        file.set_len(valid_len)?;
-                        file.sync_all()?;
-                        (file, index, salt, valid_len, valid_len)
-                    }
-                }
-            }
-            Replay::Legacy { index, valid_len } => {
-                let (file, index, salt, end) = convert(&dir, &file, &index)?;
-                tracing::info!(
-                    dir = %dir.display(),
-                    replayed = valid_len,
-                    written = end,
-                    "converted the store log from format version 1"
-                );
-                (file, index, salt, end, end)
-            }
-            Replay::NotALog => return Err(DiskError::NotALog { path: log_path }),
-            Replay::Version(found) => {
-                return Err(DiskError::UnsupportedFormat { found, supported: log::LOG_VERSION })
-            }
-            Replay::Corrupt { offset } => return Err(DiskError::Corrupt { offset }),
-            Replay::Damaged { offset, durable_len } => {
-                return Err(DiskError::Damaged { offset, durable_len })
-            }
+        let index = if options.persistent_index {
+            Keys::Persistent(Box::new(lsm::Lsm::new(
+                dir.join(INDEX_DIR),
+                options.memtable_entries,
+            )?))
+        } else {
+            Keys::Memory(Index::default())
         };
+        let (file, index, salt, end, marked) = recover(&dir, file, index, log_path)?;
         let file = Arc::new(file);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -310,9 +316,16 @@ impl DiskStorage {
         &self.inner.dir
     }
 
-    /// Number of live records.
+    /// Number of live records. With [`DiskOptions::persistent_index`] this merges the whole
+    /// index (and reports 0 if that fails).
     pub fn len(&self) -> usize {
-        self.inner.read_state().index.map.len()
+        self.inner.read_state().index.len().unwrap_or(0)
+    }
+
+    /// Log bytes known to be durable: covered by a completed flush, a compaction, or (with
+    /// [`DiskOptions::persistent_index`]) an index checkpoint, which also syncs the log.
+    pub fn synced_len(&self) -> u64 {
+        self.inner.writer.lock().unwrap_or_else(PoisonError::into_inner).synced
     }
 
     /// True without live records.
@@ -365,10 +378,23 @@ impl Inner {
         let mut writer = self.lock_writer()?;
         let (record, at) = writer.append(record)?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        record.apply(&mut state.index, at);
+        if let Err(e) = record.apply(&mut state.index, at) {
+            // The record is in the log but not wholly in the index: only a reopen (which
+            // replays it) brings them back together.
+            writer.broken = true;
+            return Err(e);
+        }
+        let end = writer.end;
+        match state.index.maybe_spill(&writer.file, end) {
+            Ok(true) => writer.synced = writer.synced.max(end),
+            Ok(false) => {}
+            // The batch is in; the table stays in memory and is written out after a later
+            // write.
+            Err(error) => tracing::warn!(%error, "could not write the index table out"),
+        }
         Ok(writer.end >= self.options.compact_min_len
             && writer.end >= writer.compact_after
-            && writer.end > COMPACT_RATIO * state.index.live_bytes)
+            && state.index.mostly_garbage(writer.end, COMPACT_RATIO))
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -383,6 +409,9 @@ impl Inner {
         // than cut. The mark itself becomes durable with the next flush.
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let stale = writer.broken || !Arc::ptr_eq(&writer.file, &file);
+        if !stale {
+            writer.synced = writer.synced.max(end);
+        }
         // Skipped too when nothing but the last mark was written since it (that mark is now
         // durable itself).
         if stale || end <= writer.marked || end == writer.mark_end {
@@ -420,17 +449,35 @@ impl Inner {
             // Writers are excluded by the writer lock, so the index cannot change under us;
             // readers go on reading the old file.
             let salt = log::new_salt();
-            let (index, end) = {
-                let state = self.read_state();
-                log::rewrite(
-                    &state.file,
-                    &state.index,
-                    &new,
-                    &salt,
-                    COMPACT_CHUNK,
-                    log::MAX_RECORD,
-                )?
+            let state = self.read_state();
+            let (index, end) = match &state.index {
+                Keys::Memory(index) => {
+                    let (index, end) = log::rewrite(
+                        &state.file,
+                        index,
+                        &new,
+                        &salt,
+                        COMPACT_CHUNK,
+                        log::MAX_RECORD,
+                    )?;
+                    (Rebuilt::Memory(index), end)
+                }
+                Keys::Persistent(lsm) => {
+                    let (mut sink, id) = lsm.begin_replace()?;
+                    let end = log::rewrite_into(
+                        &state.file,
+                        lsm.live()?,
+                        &new,
+                        &salt,
+                        COMPACT_CHUNK,
+                        log::MAX_RECORD,
+                        &mut sink,
+                    )?;
+                    sink.finish()?;
+                    (Rebuilt::Run(id), end)
+                }
             };
+            drop(state);
             new.sync_all()?;
             Ok::<_, io::Error>((new, index, salt, end))
         })();
@@ -450,14 +497,90 @@ impl Inner {
         let dir_synced = sync_dir(&self.dir);
         let new = Arc::new(new);
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        *state = State { file: new.clone(), index };
+        let mut index_error = Ok(());
+        match (index, &mut state.index) {
+            (Rebuilt::Memory(index), keys) => *keys = Keys::Memory(index),
+            (Rebuilt::Run(id), Keys::Persistent(lsm)) => {
+                // The runs of the old log no longer apply: install the one written alongside
+                // the new log (a crash before this manifest lands rebuilds the index on open).
+                index_error = lsm.install(id, salt, end);
+            }
+            (Rebuilt::Run(_), Keys::Memory(_)) => {}
+        }
+        state.file = new.clone();
         // If the rename may not be durable, a crash could bring the old log back without the
         // appends that follow: refuse them.
         *writer = Writer::new(new, salt, end, end);
-        writer.broken = dir_synced.is_err();
+        writer.broken = dir_synced.is_err() || index_error.is_err();
         self.compactions.fetch_add(1, Ordering::Relaxed);
-        dir_synced
+        dir_synced.and(index_error)
     }
+}
+
+/// Replays the log into `index` and settles its end: a cut padding restored, a torn unflushed
+/// tail cut, a version-1 log converted. Returns the log, the index, its salt, its length and
+/// the durable length claimed so far.
+fn recover(
+    dir: &Path,
+    file: File,
+    mut index: Keys,
+    log_path: PathBuf,
+) -> Result<(File, Keys, Salt, u64, u64), DiskError> {
+    let recovered = match log::replay(&file, &mut index)? {
+        Replay::Done { salt, valid_len, durable_len } => {
+            let file_len = file.metadata()?.len();
+            match file_len.cmp(&valid_len) {
+                std::cmp::Ordering::Equal => (file, index, salt, valid_len, durable_len),
+                std::cmp::Ordering::Less => {
+                    // Only the zero padding after the last record was cut: put it back, so
+                    // the next record starts where replay will look for it.
+                    file.set_len(valid_len)?;
+                    file.sync_all()?;
+                    (file, index, salt, valid_len, durable_len)
+                }
+                std::cmp::Ordering::Greater => {
+                    // Only an unflushed tail is cut: damage before a flush mark was refused.
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        kept = valid_len,
+                        dropped = file_len - valid_len,
+                        "cut a torn tail (written after the last flush) off the store log"
+                    );
+                    file.set_len(valid_len)?;
+                    file.sync_all()?;
+                    (file, index, salt, valid_len, valid_len)
+                }
+            }
+        }
+        Replay::Legacy { index: legacy, valid_len } => {
+            let (file, converted, salt, end) = convert(dir, &file, &legacy)?;
+            let index = match index {
+                Keys::Memory(_) => Keys::Memory(converted),
+                persistent @ Keys::Persistent(_) => {
+                    // Index the converted log from scratch.
+                    let mut persistent = persistent;
+                    log::replay(&file, &mut persistent)?;
+                    persistent
+                }
+            };
+            tracing::info!(
+                dir = %dir.display(),
+                replayed = valid_len,
+                written = end,
+                "converted the store log from format version 1"
+            );
+            (file, index, salt, end, end)
+        }
+        Replay::NotALog => return Err(DiskError::NotALog { path: log_path }),
+        Replay::Version(found) => {
+            return Err(DiskError::UnsupportedFormat { found, supported: log::LOG_VERSION })
+        }
+        Replay::Corrupt { offset } => return Err(DiskError::Corrupt { offset }),
+        Replay::Damaged { offset, durable_len } => {
+            return Err(DiskError::Damaged { offset, durable_len })
+        }
+    };
+    Ok(recovered)
 }
 
 /// Converts a version-1 log, replayed into `index`, to the current format: written aside,
@@ -496,6 +619,13 @@ fn create_dir_durably(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The index a compaction built for the new log.
+enum Rebuilt {
+    Memory(Index),
+    /// The id of the run written for the persistent index.
+    Run(u64),
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(test)]
     tests::SYNCED_DIRS.with(|d| d.borrow_mut().push(dir.to_path_buf()));
@@ -517,8 +647,8 @@ impl StorageBackend for DiskStorage {
     async fn get(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
         let (file, loc) = {
             let state = self.inner.read_state();
-            match state.index.map.get(&key::IndexKey::new(key)) {
-                Some(loc) => (state.file.clone(), *loc),
+            match state.index.get(key)? {
+                Some(loc) => (state.file.clone(), loc),
                 None => return Ok(None),
             }
         };
@@ -536,13 +666,7 @@ impl StorageBackend for DiskStorage {
         }
         let (file, locs) = {
             let state = self.inner.read_state();
-            let locs: Vec<(Vec<u8>, index::Loc)> = state
-                .index
-                .map
-                .range(key::IndexKey::new(start)..key::IndexKey::new(end))
-                .take(limit)
-                .map(|(k, loc)| (k.to_vec(), *loc))
-                .collect();
+            let locs = state.index.range(start, end, limit)?;
             (state.file.clone(), locs)
         };
         locs.into_iter().map(|(k, loc)| Ok((k, log::read_value(&file, loc)?))).collect()
