@@ -182,11 +182,11 @@ impl Lsm {
         }
         let mut merge = self.merge_from(start)?;
         while let Some((key, loc)) = merge.next_entry()? {
-            if key.as_slice() >= end {
+            if key >= end {
                 break;
             }
             if let Some(loc) = loc {
-                out.push((key, loc));
+                out.push((key.to_vec(), loc));
                 if out.len() == limit {
                     break;
                 }
@@ -202,7 +202,7 @@ impl Lsm {
             match merge.next_entry() {
                 Err(e) => return Some(Err(e)),
                 Ok(None) => return None,
-                Ok(Some((k, Some(loc)))) => return Some(Ok((k, loc))),
+                Ok(Some((k, Some(loc)))) => return Some(Ok((k.to_vec(), loc))),
                 Ok(Some((_, None))) => {}
             }
         }))
@@ -225,7 +225,7 @@ impl Lsm {
         }
         let mem: Box<dyn Iterator<Item = Entry> + '_> =
             Box::new(self.mem.range(IndexKey::new(start)..).map(|(k, v)| (k.to_vec(), *v)));
-        Ok(Merge { mem: mem.peekable(), cursors, garbage: 0 })
+        Ok(Merge::new(mem.peekable(), cursors))
     }
 
     /// True when the in-memory table is full.
@@ -265,14 +265,11 @@ impl Lsm {
             let mut writer = RunWriter::create(&path)?;
             let drop_deletes = runs.len() == 2;
             let none: Box<dyn Iterator<Item = Entry>> = Box::new(std::iter::empty());
-            let mut merge = Merge {
-                mem: none.peekable(),
-                cursors: vec![newer.cursor(&[])?, older.cursor(&[])?],
-                garbage: 0,
-            };
+            let mut merge =
+                Merge::new(none.peekable(), vec![newer.cursor(&[])?, older.cursor(&[])?]);
             while let Some((key, loc)) = merge.next_entry()? {
                 if loc.is_some() || !drop_deletes {
-                    writer.add(&key, loc)?;
+                    writer.add(key, loc)?;
                 }
             }
             garbage += merge.garbage;
@@ -406,30 +403,40 @@ struct Merge<'a> {
     mem: MemIter<'a>,
     cursors: Vec<Cursor<'a>>,
     garbage: u64,
+    key: Vec<u8>,
 }
 
-impl Merge<'_> {
-    fn next_entry(&mut self) -> io::Result<Option<Entry>> {
-        // The smallest key among the sources, and the newest source holding it.
-        let mut best: Option<(Vec<u8>, usize)> = self.mem.peek().map(|(k, _)| (k.clone(), 0));
-        for (n, cursor) in self.cursors.iter_mut().enumerate() {
-            if let Some((key, _)) = cursor.peek()? {
-                if best.as_ref().is_none_or(|(b, _)| key < b) {
-                    best = Some((key.clone(), n + 1));
+impl<'a> Merge<'a> {
+    fn new(mem: MemIter<'a>, cursors: Vec<Cursor<'a>>) -> Self {
+        Self { mem, cursors, garbage: 0, key: Vec::new() }
+    }
+
+    /// The next key in order with its newest entry (the key is valid until the next call).
+    fn next_entry(&mut self) -> io::Result<Option<(&[u8], Option<Loc>)>> {
+        for cursor in &mut self.cursors {
+            cursor.fill()?;
+        }
+        // The smallest key among the sources; on a tie the newest source (first) wins.
+        let mut best: Option<&[u8]> = self.mem.peek().map(|(k, _)| k.as_slice());
+        for cursor in &self.cursors {
+            if let Some((key, _)) = cursor.head() {
+                if best.is_none_or(|b| key < b) {
+                    best = Some(key);
                 }
             }
         }
-        let Some((key, _)) = best else { return Ok(None) };
+        let Some(best) = best else { return Ok(None) };
+        self.key.clear();
+        self.key.extend_from_slice(best);
         let mut winner: Option<Option<Loc>> = None;
-        if self.mem.peek().is_some_and(|(k, _)| *k == key) {
+        if self.mem.peek().is_some_and(|(k, _)| *k == self.key) {
             winner = self.mem.next().map(|(_, loc)| loc);
         }
         for cursor in &mut self.cursors {
-            let Some((k, loc)) = cursor.peek()? else { continue };
-            if *k != key {
+            let Some((k, loc)) = cursor.head() else { continue };
+            if k != self.key.as_slice() {
                 continue;
             }
-            let loc = *loc;
             cursor.advance();
             if winner.is_none() {
                 winner = Some(loc);
@@ -437,6 +444,6 @@ impl Merge<'_> {
                 self.garbage += u64::from(shadowed.len);
             }
         }
-        Ok(winner.map(|loc| (key, loc)))
+        Ok(winner.map(|loc| (self.key.as_slice(), loc)))
     }
 }
