@@ -41,7 +41,7 @@ pub(super) struct Index {
 pub(super) trait Apply {
     /// Where replay of the log with `salt`, `log_len` bytes long, starts (after the file
     /// header by default).
-    fn start(&mut self, _salt: &[u8; 16], _log_len: u64) -> io::Result<u64> {
+    fn start(&mut self, _log: &std::fs::File, _salt: &[u8; 16], _log_len: u64) -> io::Result<u64> {
         Ok(super::log::HEADER_LEN)
     }
     /// Sets `key` to the value at `loc`.

@@ -58,21 +58,21 @@ impl Keys {
         }
     }
 
-    /// After a write: moves a full in-memory table of the persistent index to disk (the log is
-    /// synced first). Returns whether it did.
-    pub(super) fn maybe_spill(&mut self, log: &File, log_end: u64) -> io::Result<bool> {
+    /// After a write: moves a full in-memory table of the persistent index to disk, recording
+    /// that the log is durable up to `synced`. Returns whether it did.
+    pub(super) fn maybe_spill(&mut self, log_end: u64, synced: u64) -> io::Result<bool> {
         match self {
-            Self::Persistent(lsm) if lsm.is_full() => lsm.spill(log, log_end).map(|()| true),
+            Self::Persistent(lsm) if lsm.is_full() => lsm.spill(log_end, synced).map(|()| true),
             _ => Ok(false),
         }
     }
 }
 
 impl Apply for Keys {
-    fn start(&mut self, salt: &Salt, log_len: u64) -> io::Result<u64> {
+    fn start(&mut self, log: &File, salt: &Salt, log_len: u64) -> io::Result<u64> {
         match self {
-            Self::Memory(index) => index.start(salt, log_len),
-            Self::Persistent(lsm) => lsm.start(salt, log_len),
+            Self::Memory(index) => index.start(log, salt, log_len),
+            Self::Persistent(lsm) => lsm.start(log, salt, log_len),
         }
     }
 

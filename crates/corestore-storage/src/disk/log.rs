@@ -195,7 +195,7 @@ pub(super) fn replay(file: &File, sink: &mut impl Apply) -> io::Result<Replay> {
     }
     let file_len = file.metadata()?.len();
     let mut durable_len = 0;
-    let mut offset = sink.start(&salt, file_len)?.clamp(HEADER_LEN, file_len.max(HEADER_LEN));
+    let mut offset = sink.start(file, &salt, file_len)?.clamp(HEADER_LEN, file_len.max(HEADER_LEN));
     if offset > HEADER_LEN {
         reader.seek_relative(i64::try_from(offset - HEADER_LEN).map_err(io::Error::other)?)?;
     }
@@ -236,6 +236,29 @@ pub(super) fn replay(file: &File, sink: &mut impl Apply) -> io::Result<Replay> {
         }
     }
     Ok(Replay::Done { salt, valid_len: offset, durable_len })
+}
+
+/// True when the log with `salt` holds intact records from `from` to exactly `to` (both record
+/// boundaries): checks headers and payload checksums, applies nothing.
+pub(super) fn verify(file: &File, salt: &Salt, from: u64, to: u64) -> io::Result<bool> {
+    let file_len = file.metadata()?.len();
+    let mut offset = from;
+    let mut head = [0u8; RECORD_HEADER_LEN];
+    let mut payload = Vec::new();
+    while offset < to {
+        if offset + RECORD_HEADER_LEN as u64 > file_len {
+            return Ok(false);
+        }
+        file.read_exact_at(&mut head, offset)?;
+        let Some(h) = parse_head(&head, salt, offset, file_len) else { return Ok(false) };
+        payload.resize(h.len as usize, 0);
+        file.read_exact_at(&mut payload, offset + RECORD_HEADER_LEN as u64)?;
+        if crc32fast::hash(&payload) != h.pcrc {
+            return Ok(false);
+        }
+        offset = align(offset + RECORD_HEADER_LEN as u64 + u64::from(h.len));
+    }
+    Ok(offset == to)
 }
 
 /// The highest durable length claimed by a flush mark after the bad record at `bad`: every

@@ -7,9 +7,12 @@
 //!   open the runs are loaded (their block fences only) and the log is replayed from the
 //!   checkpoint; a missing, damaged or foreign manifest or run means the index is rebuilt from
 //!   the whole log.
-//! - When the table holds `memtable_entries` keys it is written out as a new run: the log is
-//!   synced first (the checkpoint claims it), the run is written and synced, and a new manifest
-//!   is written aside, synced and renamed into place. Runs are then merged so that each is at
+//! - When the table holds `memtable_entries` keys it is written out as a new run (written and
+//!   synced), and a new manifest is written aside, synced and renamed into place. The log is not
+//!   synced for it: the manifest records how much of the log was durable (`synced`), and an open
+//!   that finds the checkpoint beyond that first checks every record in between (headers and
+//!   checksums; a power loss that took any of them means a rebuild). A clean close syncs the
+//!   log and writes the table out, so the next open checks and replays nothing. Runs are then merged so that each is at
 //!   least twice the size of the next newer one (a few runs, amortized O(n log n) merging).
 //! - A range delete becomes a deletion entry per live key in the range.
 
@@ -40,6 +43,8 @@ pub(super) struct Lsm {
     next_id: u64,
     /// The log length the runs cover.
     checkpoint: u64,
+    /// The log length known durable when the manifest was written (at most `checkpoint`).
+    synced: u64,
     /// The salt of the log the runs index.
     salt: Salt,
     /// Bytes of values known to be overwritten or deleted (the compaction trigger).
@@ -72,6 +77,7 @@ impl Lsm {
             runs: Vec::new(),
             next_id: 0,
             checkpoint: super::log::HEADER_LEN,
+            synced: super::log::HEADER_LEN,
             salt: [0; 16],
             garbage: 0,
         })
@@ -88,7 +94,8 @@ impl Lsm {
         let dword = |at: usize| {
             body.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
         };
-        let (Some(checkpoint), Some(garbage), Some(next_id)) = (dword(8), dword(40), dword(48))
+        let (Some(checkpoint), Some(synced), Some(garbage), Some(next_id)) =
+            (dword(8), dword(32), dword(40), dword(48))
         else {
             return false;
         };
@@ -114,6 +121,7 @@ impl Lsm {
         }
         self.runs = runs;
         self.checkpoint = checkpoint;
+        self.synced = synced.min(checkpoint);
         self.garbage = garbage;
         self.next_id = next_id;
         true
@@ -138,7 +146,7 @@ impl Lsm {
         body.extend_from_slice(MANIFEST_MAGIC);
         body.extend_from_slice(&self.checkpoint.to_le_bytes());
         body.extend_from_slice(&self.salt);
-        body.extend_from_slice(&[0; 8]);
+        body.extend_from_slice(&self.synced.to_le_bytes());
         body.extend_from_slice(&self.garbage.to_le_bytes());
         body.extend_from_slice(&self.next_id.to_le_bytes());
         let count = u32::try_from(self.runs.len()).map_err(io::Error::other)?;
@@ -233,13 +241,20 @@ impl Lsm {
         self.mem.len() >= self.mem_limit
     }
 
-    /// Writes the in-memory table out as a run covering the log up to `log_end` (syncing the
-    /// log first), merges runs, and installs a new manifest. On error nothing visible changed.
-    pub(super) fn spill(&mut self, log: &File, log_end: u64) -> io::Result<()> {
+    /// Writes the in-memory table out as a run covering the log up to `log_end`, of which
+    /// `synced` bytes are known durable, merges runs, and installs a new manifest. On error
+    /// nothing visible changed.
+    pub(super) fn spill(&mut self, log_end: u64, synced: u64) -> io::Result<()> {
         if self.mem.is_empty() {
+            // Nothing to write out; record a durable length that grew, so the next open need
+            // not check the log up to the checkpoint.
+            let synced = synced.min(self.checkpoint);
+            if synced > self.synced {
+                let old = std::mem::replace(&mut self.synced, synced);
+                self.write_manifest().inspect_err(|_| self.synced = old)?;
+            }
             return Ok(());
         }
-        log.sync_data()?;
         let id = self.next_id;
         let path = run_path(&self.dir, id);
         let mut writer = RunWriter::create(&path)?;
@@ -282,12 +297,15 @@ impl Lsm {
         }
         let old = std::mem::replace(&mut self.runs, runs);
         let (old_checkpoint, old_next, old_garbage) = (self.checkpoint, self.next_id, self.garbage);
+        let old_synced = self.synced;
         self.checkpoint = log_end;
+        self.synced = synced.min(log_end).max(self.synced);
         self.next_id = next_id;
         self.garbage = garbage;
         if let Err(e) = self.write_manifest() {
             self.runs = old;
             self.checkpoint = old_checkpoint;
+            self.synced = old_synced;
             self.next_id = old_next;
             self.garbage = old_garbage;
             return Err(e);
@@ -315,6 +333,7 @@ impl Lsm {
         self.mem.clear();
         self.next_id = id + 1;
         self.checkpoint = log_end;
+        self.synced = log_end;
         self.salt = salt;
         self.garbage = 0;
         self.write_manifest()?;
@@ -352,11 +371,17 @@ impl Apply for RunSink {
 }
 
 impl Apply for Lsm {
-    fn start(&mut self, salt: &Salt, log_len: u64) -> io::Result<u64> {
-        // Runs that claim more log than the file holds do not index this file.
-        if !self.load(salt) || self.checkpoint > log_len {
+    fn start(&mut self, log: &File, salt: &Salt, log_len: u64) -> io::Result<u64> {
+        // Runs that claim more log than the file holds, or log records that did not survive,
+        // do not index this file: rebuild from the whole log.
+        let valid = self.load(salt)
+            && self.checkpoint <= log_len
+            && (self.synced >= self.checkpoint
+                || super::log::verify(log, salt, self.synced, self.checkpoint)?);
+        if !valid {
             self.runs.clear();
             self.checkpoint = super::log::HEADER_LEN;
+            self.synced = super::log::HEADER_LEN;
             self.garbage = 0;
         }
         self.salt = *salt;
@@ -387,9 +412,11 @@ impl Apply for Lsm {
         Ok(())
     }
 
-    fn replayed(&mut self, log: &File, end: u64) -> io::Result<()> {
+    fn replayed(&mut self, _log: &File, end: u64) -> io::Result<()> {
         if self.is_full() {
-            self.spill(log, end)?;
+            // What replay reads need not be durable yet: keep the durable length as it was.
+            let synced = self.synced;
+            self.spill(end, synced)?;
         }
         Ok(())
     }

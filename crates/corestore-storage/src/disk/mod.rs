@@ -187,7 +187,7 @@ struct Writer {
     mark_end: u64,
     /// No automatic compaction is tried below this log length (set after a failed one).
     compact_after: u64,
-    /// Log bytes known durable (a completed flush, compaction or index checkpoint).
+    /// Log bytes known durable (a completed flush or compaction, or a clean open).
     synced: u64,
     broken: bool,
 }
@@ -323,12 +323,6 @@ impl DiskStorage {
         self.inner.read_state().index.len().unwrap_or(0)
     }
 
-    /// Log bytes known to be durable: covered by a completed flush, a compaction, or (with
-    /// [`DiskOptions::persistent_index`]) an index checkpoint, which also syncs the log.
-    pub fn synced_len(&self) -> u64 {
-        self.inner.writer.lock().unwrap_or_else(PoisonError::into_inner).synced
-    }
-
     /// True without live records.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -366,7 +360,8 @@ impl Drop for Inner {
         }
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         if let Keys::Persistent(lsm) = &mut state.index {
-            if let Err(error) = lsm.spill(&writer.file, writer.end) {
+            let written = writer.file.sync_data().and_then(|()| lsm.spill(writer.end, writer.end));
+            if let Err(error) = written {
                 tracing::warn!(%error, "could not write the index table out on close");
             }
         }
@@ -401,10 +396,8 @@ impl Inner {
             writer.broken = true;
             return Err(e);
         }
-        let end = writer.end;
-        match state.index.maybe_spill(&writer.file, end) {
-            Ok(true) => writer.synced = writer.synced.max(end),
-            Ok(false) => {}
+        match state.index.maybe_spill(writer.end, writer.synced) {
+            Ok(_) => {}
             // The batch is in; the table stays in memory and is written out after a later
             // write.
             Err(error) => tracing::warn!(%error, "could not write the index table out"),
