@@ -26,7 +26,8 @@ use std::sync::Arc;
 use super::index::{Apply, Loc};
 use super::key::IndexKey;
 use super::log::Salt;
-use super::runs::{Cursor, Entry, Run, RunWriter};
+pub(super) use super::runs::Run;
+use super::runs::{Cursor, Entry, RunWriter};
 
 const MANIFEST: &str = "MANIFEST";
 const MANIFEST_MAGIC: &[u8; 8] = b"CSINDEX1";
@@ -324,10 +325,17 @@ impl Lsm {
         Ok((RunSink { writer: RunWriter::create(&run_path(&self.dir, id))? }, id))
     }
 
-    /// Makes run `id` (written through [`Lsm::begin_replace`]) the whole index of the log with
-    /// `salt`, covering it up to `log_end`; the manifest is written last.
-    pub(super) fn install(&mut self, id: u64, salt: Salt, log_end: u64) -> io::Result<()> {
-        let run = Arc::new(Run::open(&run_path(&self.dir, id), id)?);
+    /// Opens run `id`, written through [`Lsm::begin_replace`] (before the new log replaces the
+    /// old one, so that a failure here leaves the old log and index in use).
+    pub(super) fn open_replacement(&self, id: u64) -> io::Result<Arc<Run>> {
+        Ok(Arc::new(Run::open(&run_path(&self.dir, id), id)?))
+    }
+
+    /// Makes `run` (from [`Lsm::open_replacement`]) the whole index of the new log with `salt`,
+    /// covering it up to `log_end`. The in-memory switch always happens; the manifest is
+    /// written last (if that fails, the next open rebuilds the index from the log).
+    pub(super) fn install(&mut self, run: Arc<Run>, salt: Salt, log_end: u64) -> io::Result<()> {
+        let id = run.id;
         let old: Vec<u64> = self.runs.iter().map(|r| r.id).collect();
         self.runs = vec![run];
         self.mem.clear();

@@ -484,7 +484,7 @@ impl Inner {
                         &mut sink,
                     )?;
                     sink.finish()?;
-                    (Rebuilt::Run(id), end)
+                    (Rebuilt::Run(lsm.open_replacement(id)?), end)
                 }
             };
             drop(state);
@@ -510,10 +510,10 @@ impl Inner {
         let mut index_error = Ok(());
         match (index, &mut state.index) {
             (Rebuilt::Memory(index), keys) => *keys = Keys::Memory(index),
-            (Rebuilt::Run(id), Keys::Persistent(lsm)) => {
+            (Rebuilt::Run(run), Keys::Persistent(lsm)) => {
                 // The runs of the old log no longer apply: install the one written alongside
                 // the new log (a crash before this manifest lands rebuilds the index on open).
-                index_error = lsm.install(id, salt, end);
+                index_error = lsm.install(run, salt, end);
             }
             (Rebuilt::Run(_), Keys::Memory(_)) => {}
         }
@@ -632,8 +632,8 @@ fn create_dir_durably(dir: &Path) -> io::Result<()> {
 /// The index a compaction built for the new log.
 enum Rebuilt {
     Memory(Index),
-    /// The id of the run written for the persistent index.
-    Run(u64),
+    /// The run written for the persistent index.
+    Run(Arc<lsm::Run>),
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
