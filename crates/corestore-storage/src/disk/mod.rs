@@ -558,6 +558,12 @@ fn recover(
                     );
                     file.set_len(valid_len)?;
                     file.sync_all()?;
+                    if matches!(index, Keys::Memory(_)) {
+                        // A persistent index left here by an earlier open may cover the cut
+                        // stretch, which later appends will reuse: make the next open with it
+                        // rebuild it from the log.
+                        forget_persistent_index(dir)?;
+                    }
                     (file, index, salt, valid_len, valid_len)
                 }
             }
@@ -591,6 +597,16 @@ fn recover(
         }
     };
     Ok(recovered)
+}
+
+/// Removes the persistent index's manifest, if any, so that its runs are never trusted again.
+fn forget_persistent_index(dir: &Path) -> io::Result<()> {
+    let index = dir.join(INDEX_DIR);
+    match std::fs::remove_file(index.join("MANIFEST")) {
+        Ok(()) => sync_dir(&index),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Converts a version-1 log, replayed into `index`, to the current format: written aside,

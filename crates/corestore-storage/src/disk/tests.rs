@@ -202,3 +202,27 @@ async fn a_cut_padding_is_restored_so_the_next_record_is_found() {
     assert_eq!(s.get(b"a").await.unwrap().as_deref(), Some(&b"123"[..]));
     assert_eq!(s.get(b"b").await.unwrap().as_deref(), Some(&b"2"[..]));
 }
+
+#[tokio::test]
+async fn cutting_a_tail_without_the_persistent_index_retires_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let persistent = DiskOptions::default().persistent_index(true).memtable_entries(2);
+    {
+        let s = DiskStorage::open_with(dir.path(), persistent).unwrap();
+        for k in 0u8..10 {
+            s.write(batch(&[(&[k], Some(&[k; 10]))])).await.unwrap();
+        }
+    }
+    let manifest = dir.path().join(INDEX_DIR).join("MANIFEST");
+    assert!(manifest.exists());
+    // A torn tail, cut by an open with the default index.
+    let log = dir.path().join(LOG_FILE);
+    let len = std::fs::metadata(&log).unwrap().len();
+    OpenOptions::new().write(true).open(&log).unwrap().write_all_at(&[7; 40], len).unwrap();
+    drop(DiskStorage::open(dir.path()).unwrap());
+    assert!(!manifest.exists(), "a persistent index covering a cut stretch survived");
+    let s = DiskStorage::open_with(dir.path(), persistent).unwrap();
+    for k in 0u8..10 {
+        assert_eq!(s.get(&[k]).await.unwrap(), Some(vec![k; 10]));
+    }
+}
