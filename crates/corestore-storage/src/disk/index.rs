@@ -44,6 +44,8 @@ pub(super) trait Apply {
     fn start(&mut self, _log: &std::fs::File, _salt: &[u8; 16], _log_len: u64) -> io::Result<u64> {
         Ok(super::log::HEADER_LEN)
     }
+    /// Called before the operations of the record in `at..end` of the log are applied.
+    fn begin_record(&mut self, _at: u64, _end: u64) {}
     /// Sets `key` to the value at `loc`.
     fn put(&mut self, key: &[u8], loc: Loc) -> io::Result<()>;
     /// Removes `key`.

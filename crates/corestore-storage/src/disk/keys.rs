@@ -76,6 +76,13 @@ impl Apply for Keys {
         }
     }
 
+    fn begin_record(&mut self, at: u64, end: u64) {
+        match self {
+            Self::Memory(index) => index.begin_record(at, end),
+            Self::Persistent(lsm) => lsm.begin_record(at, end),
+        }
+    }
+
     fn put(&mut self, key: &[u8], loc: Loc) -> io::Result<()> {
         match self {
             Self::Memory(index) => index.put(key, loc),

@@ -120,6 +120,7 @@ impl Record {
 
     /// Applies the record to `index`, it having been written at `offset`.
     pub(super) fn apply(self, index: &mut impl Apply, offset: u64) -> io::Result<()> {
+        index.begin_record(offset, offset + self.bytes.len() as u64);
         match self.payload {
             Some(payload) => payload.apply(index, offset + RECORD_HEADER_LEN as u64),
             None => Ok(()),
@@ -218,8 +219,11 @@ pub(super) fn replay(file: &File, sink: &mut impl Apply) -> io::Result<Replay> {
                 return Ok(Replay::Corrupt { offset });
             }
             durable_len = durable_len.max(claimed);
-        } else if index::apply_payload(body, body_at, sink)?.is_none() {
-            return Ok(Replay::Corrupt { offset });
+        } else {
+            sink.begin_record(offset, next);
+            if index::apply_payload(body, body_at, sink)?.is_none() {
+                return Ok(Replay::Corrupt { offset });
+            }
         }
         offset = next;
         sink.replayed(file, offset)?;

@@ -42,14 +42,20 @@ pub(super) struct Lsm {
     /// Newest first.
     runs: Vec<Arc<Run>>,
     next_id: u64,
-    /// The log length the runs cover.
+    /// Where replay starts: every record before it is in the runs.
     checkpoint: u64,
+    /// The end of the last record with entries in the runs (past `checkpoint` when a table was
+    /// written out in the middle of a record): the log must be intact up to here.
+    covers: u64,
     /// The log length known durable when the manifest was written (at most `checkpoint`).
     synced: u64,
     /// The salt of the log the runs index.
     salt: Salt,
     /// Bytes of values known to be overwritten or deleted (the compaction trigger).
     pub(super) garbage: u64,
+    /// The record being applied (a table written out in the middle of it has replay start at
+    /// its beginning, so the whole record is applied again).
+    record: (u64, u64),
 }
 
 impl std::fmt::Debug for Lsm {
@@ -78,9 +84,11 @@ impl Lsm {
             runs: Vec::new(),
             next_id: 0,
             checkpoint: super::log::HEADER_LEN,
+            covers: super::log::HEADER_LEN,
             synced: super::log::HEADER_LEN,
             salt: [0; 16],
             garbage: 0,
+            record: (super::log::HEADER_LEN, super::log::HEADER_LEN),
         })
     }
 
@@ -95,8 +103,8 @@ impl Lsm {
         let dword = |at: usize| {
             body.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
         };
-        let (Some(checkpoint), Some(synced), Some(garbage), Some(next_id)) =
-            (dword(8), dword(32), dword(40), dword(48))
+        let (Some(checkpoint), Some(synced), Some(garbage), Some(next_id), Some(covers)) =
+            (dword(8), dword(32), dword(40), dword(48), dword(56))
         else {
             return false;
         };
@@ -104,14 +112,14 @@ impl Lsm {
             return false;
         }
         let count = body
-            .get(56..60)
+            .get(64..68)
             .map_or(usize::MAX, |b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize);
-        if count > MAX_RUNS || body.len() != 60 + 8 * count {
+        if count > MAX_RUNS || body.len() != 68 + 8 * count || checkpoint > covers {
             return false;
         }
         let mut runs = Vec::with_capacity(count);
         for n in 0..count {
-            let Some(id) = dword(60 + 8 * n) else { return false };
+            let Some(id) = dword(68 + 8 * n) else { return false };
             match Run::open(&run_path(&self.dir, id), id) {
                 Ok(run) => runs.push(Arc::new(run)),
                 Err(error) => {
@@ -122,7 +130,8 @@ impl Lsm {
         }
         self.runs = runs;
         self.checkpoint = checkpoint;
-        self.synced = synced.min(checkpoint);
+        self.covers = covers;
+        self.synced = synced.min(covers);
         self.garbage = garbage;
         self.next_id = next_id;
         true
@@ -150,6 +159,7 @@ impl Lsm {
         body.extend_from_slice(&self.synced.to_le_bytes());
         body.extend_from_slice(&self.garbage.to_le_bytes());
         body.extend_from_slice(&self.next_id.to_le_bytes());
+        body.extend_from_slice(&self.covers.to_le_bytes());
         let count = u32::try_from(self.runs.len()).map_err(io::Error::other)?;
         body.extend_from_slice(&count.to_le_bytes());
         for run in &self.runs {
@@ -246,10 +256,15 @@ impl Lsm {
     /// `synced` bytes are known durable, merges runs, and installs a new manifest. On error
     /// nothing visible changed.
     pub(super) fn spill(&mut self, log_end: u64, synced: u64) -> io::Result<()> {
+        self.spill_at(log_end, log_end, synced)
+    }
+
+    /// [`Lsm::spill`] with replay to start at `from` and entries up to the log's `covers`.
+    fn spill_at(&mut self, from: u64, covers: u64, synced: u64) -> io::Result<()> {
         if self.mem.is_empty() {
             // Nothing to write out; record a durable length that grew, so the next open need
             // not check the log up to the checkpoint.
-            let synced = synced.min(self.checkpoint);
+            let synced = synced.min(self.covers);
             if synced > self.synced {
                 let old = std::mem::replace(&mut self.synced, synced);
                 self.write_manifest().inspect_err(|_| self.synced = old)?;
@@ -298,14 +313,16 @@ impl Lsm {
         }
         let old = std::mem::replace(&mut self.runs, runs);
         let (old_checkpoint, old_next, old_garbage) = (self.checkpoint, self.next_id, self.garbage);
-        let old_synced = self.synced;
-        self.checkpoint = log_end;
-        self.synced = synced.min(log_end).max(self.synced);
+        let (old_synced, old_covers) = (self.synced, self.covers);
+        self.checkpoint = from;
+        self.covers = covers;
+        self.synced = synced.max(self.synced).min(covers);
         self.next_id = next_id;
         self.garbage = garbage;
         if let Err(e) = self.write_manifest() {
             self.runs = old;
             self.checkpoint = old_checkpoint;
+            self.covers = old_covers;
             self.synced = old_synced;
             self.next_id = old_next;
             self.garbage = old_garbage;
@@ -341,6 +358,7 @@ impl Lsm {
         self.mem.clear();
         self.next_id = id + 1;
         self.checkpoint = log_end;
+        self.covers = log_end;
         self.synced = log_end;
         self.salt = salt;
         self.garbage = 0;
@@ -383,12 +401,13 @@ impl Apply for Lsm {
         // Runs that claim more log than the file holds, or log records that did not survive,
         // do not index this file: rebuild from the whole log.
         let valid = self.load(salt)
-            && self.checkpoint <= log_len
-            && (self.synced >= self.checkpoint
-                || super::log::verify(log, salt, self.synced, self.checkpoint)?);
+            && self.covers <= log_len
+            && (self.synced >= self.covers
+                || super::log::verify(log, salt, self.synced, self.covers)?);
         if !valid {
             self.runs.clear();
             self.checkpoint = super::log::HEADER_LEN;
+            self.covers = super::log::HEADER_LEN;
             self.synced = super::log::HEADER_LEN;
             self.garbage = 0;
         }
@@ -412,12 +431,32 @@ impl Apply for Lsm {
         Ok(())
     }
 
+    fn begin_record(&mut self, at: u64, end: u64) {
+        self.record = (at, end);
+    }
+
+    /// One deletion entry per live key, found a page at a time; a table that fills up in the
+    /// middle is written out (covering the log up to the start of this record), so memory stays
+    /// bounded however large the range.
     fn delete_range(&mut self, start: &[u8], end: &[u8]) -> io::Result<()> {
-        for (key, loc) in self.range(start, end, usize::MAX)? {
-            self.garbage += u64::from(loc.len);
-            self.mem.insert(IndexKey::new(&key), None);
+        const PAGE: usize = 4096;
+        let mut from = start.to_vec();
+        loop {
+            let page = self.range(&from, end, PAGE)?;
+            for (key, loc) in &page {
+                self.garbage += u64::from(loc.len);
+                self.mem.insert(IndexKey::new(key), None);
+            }
+            if self.is_full() {
+                let ((at, end), synced) = (self.record, self.synced);
+                self.spill_at(at, end, synced)?;
+            }
+            let Some((last, _)) = page.last().filter(|_| page.len() == PAGE) else {
+                return Ok(());
+            };
+            from.clone_from(last);
+            from.push(0);
         }
-        Ok(())
     }
 
     fn replayed(&mut self, _log: &File, end: u64) -> io::Result<()> {
