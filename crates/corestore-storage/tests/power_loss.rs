@@ -1,4 +1,6 @@
-//! The power-loss model, at the file level, over the default disk backend.
+//! The power-loss model, at the file level, over the default disk backend: `DiskStorage` with its
+//! default in-memory index, and with `DiskOptions::persistent_index` (whose index files may also
+//! be lost or damaged, and must then be rebuilt from the log).
 //!
 //! Random workloads of batches (puts of small and page-spanning values, values holding
 //! record-shaped bytes, deletes, range deletes), flushes and compactions run on a `DiskStorage`.
@@ -11,8 +13,9 @@
 //! After every loss the store must open, hold every flushed batch, and equal the state after
 //! some prefix of the batches written. The next workload steps go on from what survived.
 //!
-//! Short mode by default (seconds); `CORESTORE_POWERLOSS_LONG=1` runs many more workloads, and
-//! `CORESTORE_POWERLOSS_SEED` replays one run.
+//! Short mode by default (seconds); `CORESTORE_POWERLOSS_LONG=1` runs many more workloads,
+//! `CORESTORE_POWERLOSS_SEED` replays one run, and `CORESTORE_POWERLOSS_INDEX=default` (or
+//! `persistent`) runs the default in-memory index (or `DiskOptions::persistent_index`) only.
 #![cfg(unix)] // DiskStorage is Unix-only.
 
 use std::collections::BTreeMap;
@@ -341,7 +344,12 @@ fn power_loss_keeps_every_flushed_batch_and_a_prefix_of_the_rest() {
     );
     let mut rng = StdRng::seed_from_u64(seed);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // `CORESTORE_POWERLOSS_INDEX=default` or `=persistent` runs one index kind only.
+    let only = std::env::var("CORESTORE_POWERLOSS_INDEX").ok();
     for persistent in [false, true] {
+        if only.as_deref().is_some_and(|o| o != if persistent { "persistent" } else { "default" }) {
+            continue;
+        }
         let mut run = Run { workloads: 0, losses: 0, batches: 0, flushes: 0, compactions: 0 };
         // The persistent index syncs at every checkpoint of its tiny table: fewer workloads
         // keep the short mode short.
