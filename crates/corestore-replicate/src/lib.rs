@@ -15,15 +15,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod connection;
-mod driver;
-mod framing;
 mod mux;
-mod noise;
-mod poly1305;
 pub mod protocol;
 mod replication;
-mod secretstream;
-mod stream;
+mod transport;
+
+use replication::driver;
+use transport::{framing, noise, poly1305, secretstream, stream};
 #[cfg(any(test, feature = "__testing"))]
 pub mod testing;
 

@@ -190,3 +190,51 @@ async fn over_tcp_loopback_with_three_peers() {
         assert_eq!(r.get(1499, GetOptions::default()).await.unwrap(), Some(block(1499)));
     }
 }
+
+#[tokio::test]
+async fn extension_messages_reach_registered_peers_only() {
+    let w = writer(3).await;
+    let r = reader(&w, ReplicatorConfig::default()).await;
+    let other = reader(&w, ReplicatorConfig::default()).await;
+    w.register_extension("chat");
+    r.register_extension("chat");
+    // `other` does not register it: its messages are dropped there.
+    let _a = connect(&w, &r);
+    let _b = connect(&w, &other);
+    let (mut on_r, mut on_w, mut on_other) = (r.subscribe(), w.subscribe(), other.subscribe());
+    within(async {
+        while w.peer_count() < 2 {
+            let _ = on_w.recv().await;
+        }
+    })
+    .await;
+    let message = bytes::Bytes::from_static(b"hello peers");
+    w.broadcast_extension("chat", &message);
+    w.broadcast_extension("chat", &bytes::Bytes::from_static(b"again"));
+    let mut got = vec![];
+    within(async {
+        while got.len() < 2 {
+            if let Ok(ReplicatorEvent::Extension { name, message, peer }) = on_r.recv().await {
+                assert_eq!(name, "chat", "the repeated name travels as an empty name");
+                got.push((message, peer));
+            }
+        }
+    })
+    .await;
+    assert_eq!(got[0].0, message);
+    assert_eq!(&got[1].0[..], b"again");
+    // The reader answers one peer directly.
+    r.send_extension(got[0].1, "chat", &bytes::Bytes::from_static(b"back"));
+    let back = within(async {
+        loop {
+            if let Ok(ReplicatorEvent::Extension { message, .. }) = on_w.recv().await {
+                return message;
+            }
+        }
+    })
+    .await;
+    assert_eq!(&back[..], b"back");
+    while let Ok(event) = on_other.try_recv() {
+        assert!(!matches!(event, ReplicatorEvent::Extension { .. }), "unregistered: dropped");
+    }
+}

@@ -124,6 +124,7 @@ mod open;
 mod replication;
 mod session;
 mod store;
+pub mod testing;
 mod watch;
 
 pub use corestore_hypercore as hypercore;

@@ -5,6 +5,7 @@
 //! [`Driver`]: crate::Driver
 
 mod core;
+pub(crate) mod driver;
 mod stream;
 
 pub use self::core::{CoreHead, CoreWrite, Download, GetError, GetOptions, SharedCore};

@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn libsodium_vectors_final_rekey_and_counter_wrap() {
         let json: serde_json::Value =
-            serde_json::from_str(include_str!("../tests/secretstream_vectors.json")).unwrap();
+            serde_json::from_str(include_str!("../../tests/secretstream_vectors.json")).unwrap();
         let hex32 = |v: &serde_json::Value| -> [u8; 32] {
             hex::decode(v.as_str().unwrap()).unwrap().try_into().unwrap()
         };
