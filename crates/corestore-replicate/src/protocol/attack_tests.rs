@@ -144,6 +144,8 @@ async fn attack_a_silent_fork_claim_does_not_block_following_the_real_writer() {
 /// block / as having failed the upgrade at its length (as `on_no_data` does) — or reject such
 /// an answer in `matches` (`request.block.is_some() && data.block.is_none()`), which makes
 /// the verifier drop it as invalid.
+/// JavaScript does the former: in `Peer._handleData` a `core.verify` that applies nothing
+/// goes to `_onnodata(this, req, 0)`, exactly like a `noData`.
 #[tokio::test]
 async fn attack_empty_answers_do_not_leave_holes_in_a_range() {
     let (w, full) = writer_and_replica(64).await;
