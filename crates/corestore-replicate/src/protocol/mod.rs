@@ -2,6 +2,8 @@
 //! [`Message`]s and the per-core [`Replicator`].
 
 mod action;
+#[cfg(test)]
+mod attack_tests;
 mod message;
 mod peer;
 mod remote;
