@@ -49,8 +49,25 @@ impl Replicator {
             return;
         }
         let bytes = inflight.block_bytes;
-        self.release_request(request, result.is_err());
+        let what = inflight.what;
+        // An answer that verifies but brings nothing asked for counts as `noData`, as in
+        // JavaScript (`verify` false → `_onnodata`): no retry loop on a peer that answers empty.
+        let delivered = match (&result, what) {
+            (Ok(a), Wanted::Block(index)) => a.block == Some(index),
+            (Ok(a), Wanted::Upgrade) => a.upgraded,
+            (Ok(_), _) => true,
+            (Err(_), _) => false,
+        };
+        self.release_request(request, !delivered);
         match result {
+            Ok(_) if !delivered => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    match what {
+                        Wanted::Block(index) => p.has.set_range(index, index + 1, false),
+                        _ => p.upgrade_failed_at = Some(p.remote.length),
+                    }
+                }
+            }
             Ok(applied) => {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.window = (p.window + 1).min(self.config.max_window);
@@ -194,7 +211,16 @@ impl Replicator {
                     self.upgrade_inflight = None;
                 }
             }
-            Wanted::ForkProof | Wanted::ReorgHash => {}
+            Wanted::ForkProof | Wanted::ReorgHash => {
+                // A fork proof or bisection step that will not come ends the reorg; that peer
+                // is not asked again for this length (a silent fork claim blocks nothing).
+                if rewind && self.reorg.as_ref().is_some_and(|s| s.peer == r.peer) {
+                    self.reorg = None;
+                    if let Some(p) = self.peers.get_mut(&r.peer) {
+                        p.upgrade_failed_at = Some(p.remote.length);
+                    }
+                }
+            }
         }
         if let Some(p) = self.peers.get_mut(&r.peer) {
             p.inflight = p.inflight.saturating_sub(1);

@@ -57,7 +57,7 @@ impl Replicator {
         if inflight.peer != id || self.reorg.as_ref().is_none_or(|r| r.peer != id) {
             return;
         }
-        self.forget_request(request);
+        self.release_request(request, false);
         let reorg = match result {
             Ok(reorg) => reorg,
             Err(error) => {
