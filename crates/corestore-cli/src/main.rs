@@ -4,8 +4,10 @@
 
 mod append;
 mod args;
+mod demo;
 mod derive;
 mod local;
+mod net;
 mod store;
 
 use std::io::Write;
@@ -70,7 +72,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Info { target } => local::info(&rt, store::dir(dir, name)?, &target),
         Command::List => local::list(&rt, store::dir(dir, name)?),
-        other => anyhow::bail!("`corestore {}` is not yet available in this version", other.name()),
+        Command::Serve { listen } => net::serve(&rt, store::dir(dir, name)?, &listen),
+        Command::Fetch { key, connect, start, end } => {
+            net::fetch(&rt, store::dir(dir, name)?, &key, &connect, start, end)
+        }
+        Command::Demo => demo::run(&rt),
     }
 }
 

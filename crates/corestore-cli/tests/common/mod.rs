@@ -85,3 +85,54 @@ pub fn is_hex_key(s: &Value) -> bool {
         s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
+
+/// A running `corestore serve`, killed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    /// The address it listens on.
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts `corestore --dir DIR serve --listen 127.0.0.1:0` and reads its `listening` line.
+    pub fn start(dir: &Path) -> Self {
+        use std::io::BufRead;
+        let mut child = cmd()
+            .arg("--dir")
+            .arg(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start corestore serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        let value: Value = serde_json::from_str(&line).expect("a JSON line");
+        assert_eq!(fields(&value), ["listening"]);
+        let addr = value["listening"].as_str().expect("an address").to_owned();
+        Self { child, addr }
+    }
+
+    /// True while the server process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("poll serve").is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `replicate-peer.js` block function: 8-byte little-endian `i`, then `i*7919 % 2048`
+/// bytes with byte `j` = `(i*13 + j) & 255`.
+pub fn js_block(i: u64) -> Vec<u8> {
+    let extra = (i * 7919 % 2048) as usize;
+    let mut b = i.to_le_bytes().to_vec();
+    b.extend((0..extra).map(|j| ((i as usize * 13 + j) & 255) as u8));
+    b
+}
