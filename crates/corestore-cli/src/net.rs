@@ -217,6 +217,7 @@ async fn follow(
     let bar = progress_bar(total);
     bar.set_position(download.progress().await.0);
     let mut bytes = 0u64;
+    let began = Instant::now();
     let done = download.done();
     tokio::pin!(done);
     loop {
@@ -226,7 +227,9 @@ async fn follow(
                 Ok(Some(CoreEvent::Download { bytes: size, .. })) => {
                     bytes = bytes.saturating_add(size);
                     bar.inc(1);
-                    bar.set_message(HumanBytes(bytes).to_string());
+                    let per_sec = bytes.saturating_mul(1000)
+                        / u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
+                    bar.set_message(format!("{} at {}/s", HumanBytes(bytes), HumanBytes(per_sec)));
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => bail!("the core closed during the download"),
@@ -252,10 +255,8 @@ fn progress_bar(total: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{bar:30} {pos}/{len} blocks, {msg} downloaded, {per_sec}, ETA {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} blocks, {msg}, ETA {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar

@@ -21,7 +21,10 @@ fn serve_and_fetch_replicate_a_core_whole_or_a_range() {
     let key = appended["key"].as_str().unwrap().to_owned();
     let mut server = Server::start(&a);
 
-    let fetched = json_in(&b, &["fetch", &key, "--connect", &server.addr], b"");
+    let out = run_in(&b, &["fetch", &key, "--connect", &server.addr], b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "no progress bar when stderr is not a terminal");
+    let fetched: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(fields(&fetched), FETCH_FIELDS);
     assert_eq!(fetched["key"], appended["key"]);
     assert_eq!(fetched["length"], 3000);
