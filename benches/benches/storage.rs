@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use corestore_keys::{KeyPair, Manifest};
 use corestore_storage::{
-    CoreAuth, CoreStorage, DiskStorage, MemoryStorage, Storage, StorageBackend, TreeHead,
+    CoreAuth, CoreStorage, DiskOptions, DiskStorage, MemoryStorage, Storage, StorageBackend,
+    TreeHead,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use rand::{Rng, SeedableRng};
@@ -38,14 +39,28 @@ fn auth() -> CoreAuth {
     }
 }
 
+/// Which backend a bench runs on.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Memory,
+    /// `DiskStorage` with its default in-memory index.
+    Disk,
+    /// `DiskStorage` with `DiskOptions::persistent_index`.
+    DiskPersistentIndex,
+}
+
 /// A fresh store with one empty core; the directory lives as long as the returned guard.
-fn fresh(rt: &Runtime, disk: bool) -> (Option<tempfile::TempDir>, CoreStorage) {
-    let (dir, backend): (_, Arc<dyn StorageBackend>) = if disk {
+fn fresh(rt: &Runtime, backend: Backend) -> (Option<tempfile::TempDir>, CoreStorage) {
+    let disk = |options: DiskOptions| {
         let dir = tempfile::tempdir().expect("temp dir");
-        let backend = Arc::new(DiskStorage::open(dir.path()).expect("open disk store"));
+        let backend: Arc<dyn StorageBackend> =
+            Arc::new(DiskStorage::open_with(dir.path(), options).expect("open disk store"));
         (Some(dir), backend)
-    } else {
-        (None, Arc::new(MemoryStorage::new()))
+    };
+    let (dir, backend): (_, Arc<dyn StorageBackend>) = match backend {
+        Backend::Disk => disk(DiskOptions::default()),
+        Backend::DiskPersistentIndex => disk(DiskOptions::default().persistent_index(true)),
+        Backend::Memory => (None, Arc::new(MemoryStorage::new())),
     };
     let core = rt.block_on(async {
         let storage = Storage::open(backend).await.expect("open storage");
@@ -93,10 +108,12 @@ fn writes(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(BLOCKS));
     for (name, disk, flush) in [
-        ("disk, no flush", true, Flush::Never),
-        ("disk, flush at end", true, Flush::AtEnd),
-        ("disk, flush per batch", true, Flush::EachBatch),
-        ("memory", false, Flush::Never),
+        ("disk, no flush", Backend::Disk, Flush::Never),
+        ("disk, flush at end", Backend::Disk, Flush::AtEnd),
+        ("disk, flush per batch", Backend::Disk, Flush::EachBatch),
+        ("disk persistent index, no flush", Backend::DiskPersistentIndex, Flush::Never),
+        ("disk persistent index, flush at end", Backend::DiskPersistentIndex, Flush::AtEnd),
+        ("memory", Backend::Memory, Flush::Never),
     ] {
         group.bench_function(name, |b| {
             b.iter_batched(
@@ -122,7 +139,11 @@ fn reads(c: &mut Criterion) {
         .throughput(Throughput::Elements(BLOCKS));
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let order: Vec<u64> = (0..BLOCKS).map(|_| rng.gen_range(0..BLOCKS)).collect();
-    for (name, disk) in [("disk", true), ("memory", false)] {
+    for (name, disk) in [
+        ("disk", Backend::Disk),
+        ("disk persistent index", Backend::DiskPersistentIndex),
+        ("memory", Backend::Memory),
+    ] {
         let (_dir, core) = fresh(&rt, disk);
         rt.block_on(async {
             append_all(&core, Flush::AtEnd).await;

@@ -36,6 +36,9 @@ pub struct Driver<T> {
     writer: WriteHalf<T>,
     conn: Connection,
     write_buf: Option<Bytes>,
+    /// An event taken from the connection but not returned yet (kept across a cancelled
+    /// [`Driver::next_event`]).
+    ready: Option<Event>,
     read_closed: bool,
     write_closed: bool,
 }
@@ -56,7 +59,15 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     /// Binds `conn` to `io`.
     pub fn new(io: T, conn: Connection) -> Self {
         let (reader, writer) = tokio::io::split(io);
-        Self { reader, writer, conn, write_buf: None, read_closed: false, write_closed: false }
+        Self {
+            reader,
+            writer,
+            conn,
+            write_buf: None,
+            ready: None,
+            read_closed: false,
+            write_closed: false,
+        }
     }
 
     /// The connection, to open channels and send messages.
@@ -120,14 +131,21 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     /// Drives the connection until it has an event; `None` once the stream is over. Output
     /// produced so far is written as far as the socket accepts it without blocking before an
     /// event is returned, so a peer never waits on bytes parked here.
+    ///
+    /// Cancel-safe: dropping the future (a `select!` that took another branch) loses no event
+    /// and no bytes; the next call carries on.
     pub async fn next_event(&mut self) -> Result<Option<Event>, DriverError> {
         loop {
-            if let Some(event) = self.conn.poll_event() {
+            if self.ready.is_none() {
+                self.ready = self.conn.poll_event();
+            }
+            if self.ready.is_some() {
                 self.write_ready().await?;
                 // Input is processed in bounded steps; yield between them once this task used
-                // its budget, so a flooding peer cannot starve the runtime's other tasks.
+                // its budget, so a flooding peer cannot starve the runtime's other tasks. The
+                // event waits in `self.ready`, so a caller that drops this future loses nothing.
                 tokio::task::consume_budget().await;
-                return Ok(Some(event));
+                return Ok(self.ready.take());
             }
             if self.write_buf.is_none() {
                 self.write_buf = self.next_write()?;

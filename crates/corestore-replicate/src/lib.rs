@@ -39,8 +39,8 @@ pub use noise::{
     dh, Handshake, HandshakeError, HandshakeResult, Role, MAX_MESSAGE_LEN, PROTOCOL_NAME,
 };
 pub use replication::{
-    Download, GetError, GetOptions, RemoteOpenHook, Replication, ReplicationError,
-    ReplicationOptions, SharedCore,
+    CoreHead, CoreWrite, Download, GetError, GetOptions, RemoteOpenHook, Replication,
+    ReplicationError, ReplicationHandle, ReplicationOptions, SharedCore,
 };
 pub use secretstream::{DecryptError, Decryptor, Encryptor, FixedRng, ABYTES, HEADERBYTES};
 pub use stream::{

@@ -8,6 +8,8 @@ use corestore_replicate::{
     ChannelSpec, Connection, ConnectionError, Driver, DriverError, Event, FrameError, MuxEvent,
     Role, StreamConfig, StreamError,
 };
+use std::future::Future as _;
+
 use tokio::io::AsyncWriteExt;
 
 async fn next(driver: &mut Driver<tokio::io::DuplexStream>) -> Option<Event> {
@@ -79,4 +81,59 @@ async fn garbage_from_the_socket_is_a_typed_error() {
         ),
         "{err:?}"
     );
+}
+
+/// `next_event` dropped at any await (as a `select!` does) loses nothing: every message of a
+/// long run arrives even when most calls are cancelled half-way.
+#[tokio::test]
+async fn next_event_is_cancel_safe() {
+    const N: u32 = 3000;
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let mut ini =
+        Driver::new(a, Connection::new(Role::Initiator, StreamConfig::new(), Instant::now()));
+    let mut res =
+        Driver::new(b, Connection::new(Role::Responder, StreamConfig::new(), Instant::now()));
+    let spec = ChannelSpec::new("test/cancel");
+    let ci = ini.connection().mux().open_channel(&spec, b"").unwrap();
+    let _cr = res.connection().mux().open_channel(&spec, b"").unwrap();
+    for i in 0..N {
+        ini.connection().mux().send(ci, 0, &i.to_le_bytes()).unwrap();
+    }
+    let sender = tokio::spawn(async move {
+        while let Ok(Some(ev)) = ini.next_event().await {
+            if matches!(ev, Event::Ended) {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    let mut cancelled = 0;
+    let mut idle = 0;
+    while got.len() < N as usize {
+        // Lost events would leave this waiting forever: a long idle stretch fails the test.
+        assert!(idle < 100_000, "{} of {N} messages arrived, then nothing", got.len());
+        // Poll once, then drop the future, whatever state it is in.
+        let polled = {
+            let mut next = std::pin::pin!(res.next_event());
+            std::future::poll_fn(|cx| std::task::Poll::Ready(next.as_mut().poll(cx))).await
+        };
+        match polled {
+            std::task::Poll::Ready(Ok(Some(Event::Mux(MuxEvent::Message { payload, .. })))) => {
+                got.push(u32::from_le_bytes(payload[..].try_into().unwrap()));
+                idle = 0;
+            }
+            std::task::Poll::Ready(Ok(Some(_))) => {}
+            std::task::Poll::Ready(other) => panic!("stream ended early: {other:?}"),
+            std::task::Poll::Pending => {
+                cancelled += 1;
+                idle += 1;
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    assert!(cancelled > 0, "the test cancelled some calls");
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+    res.connection().end(Instant::now()).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), res.flush()).await;
+    sender.abort();
 }

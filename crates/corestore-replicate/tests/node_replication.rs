@@ -285,3 +285,77 @@ async fn a_node_peer_without_the_key_gets_nothing_from_rust() {
     );
     node.call(json!({"cmd": "exit"})).await;
 }
+
+#[tokio::test]
+async fn forks_a_replica_follows_the_writer_both_ways() {
+    let test = "forks_a_replica_follows_the_writer_both_ways";
+    let eager = ReplicatorConfig { eager: true, ..ReplicatorConfig::default() };
+    // Node writes, truncates and appends again; the Rust replica follows.
+    let Some(mut node) = NodePeer::spawn(test) else { return };
+    let created = node.call(json!({"cmd": "create", "blocks": 200})).await;
+    let r = rust_reader(created["key"].as_str().unwrap(), eager.clone()).await;
+    let _conn = connect(&mut node, &r, Role::Initiator).await;
+    let download = r.download(0, Some(200)).await;
+    within(download.done()).await;
+    drop(download);
+    let truncated = node.call(json!({"cmd": "truncate", "length": 150})).await;
+    assert_eq!((truncated["length"].as_u64(), truncated["fork"].as_u64()), (Some(150), Some(1)));
+    // Different blocks 150..170 on fork 1: block(i) followed by a salt byte.
+    node.call(json!({"cmd": "append", "blocks": 20, "salt": 7})).await;
+    within(async {
+        let mut events = r.subscribe();
+        loop {
+            let head = r.head();
+            if head.fork == 1 && head.length == 170 && head.contiguous_length == 170 {
+                break;
+            }
+            let _ = events.recv().await;
+        }
+    })
+    .await;
+    let core = r.read().await;
+    for i in 0..170 {
+        let mut want = block(i);
+        if i >= 150 {
+            want.push(7);
+        }
+        assert_eq!(core.get(i).await.unwrap(), Some(want), "block {i}");
+    }
+    assert!(!core.has(170) && core.length() == 170, "the old fork's tail is gone");
+    drop(core);
+    node.call(json!({"cmd": "exit"})).await;
+
+    // Rust writes, truncates and appends different blocks; the Node replica follows.
+    let Some(mut node) = NodePeer::spawn(test) else { return };
+    let w = rust_writer(200).await;
+    node.call(json!({"cmd": "open", "key": w.key().to_hex()})).await;
+    let _conn = connect(&mut node, &w, Role::Responder).await;
+    node.call(json!({"cmd": "waitPeer"})).await;
+    node.call(json!({"cmd": "update"})).await;
+    assert_eq!(
+        node.call(json!({"cmd": "download", "start": 0, "end": 200})).await["mismatches"],
+        0
+    );
+    w.truncate(120).await.unwrap();
+    let again: Vec<Vec<u8>> = (120..160).map(|i| [block(i), vec![7]].concat()).collect();
+    w.append(&again).await.unwrap();
+    let info = within(async {
+        loop {
+            let info = node.call(json!({"cmd": "update"})).await;
+            if info["fork"] == 1 && info["length"] == 160 {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(info["fork"], 1);
+    node.call(json!({"cmd": "download", "start": 0, "end": 160})).await;
+    let kept = node.call(json!({"cmd": "check", "start": 0, "end": 120})).await;
+    assert_eq!(kept["mismatches"], 0, "blocks before the ancestor are kept");
+    for i in [120u64, 140, 159] {
+        let got = node.call(json!({"cmd": "get", "index": i})).await;
+        assert_eq!(got["value"], hex::encode([block(i), vec![7]].concat()), "block {i} of fork 1");
+    }
+    node.call(json!({"cmd": "exit"})).await;
+}

@@ -60,7 +60,9 @@ struct Plan {
 /// Wraps any [`StorageBackend`] and fails chosen operations, like redb's `FailingBackend`.
 ///
 /// Faults are one-shot and counted from the moment they are armed: `fail_write_after(0)` fails
-/// the next write, `fail_write_after(2)` lets two writes through and fails the third. A failed
+/// the next write, `fail_write_after(2)` lets two writes through and fails the third. A write
+/// that one fault fails does not count towards another: with both a fail and a tear due on the
+/// same write, the write fails and the next one is torn. A failed
 /// write or flush does nothing to the inner backend; the call returns an `io::Error` carrying
 /// [`InjectedFault`].
 ///
@@ -200,7 +202,9 @@ impl StorageBackend for FaultyStorage {
         let (fail, torn) = {
             let mut plan = self.plan();
             let fail = plan.dead | fires(&mut plan.write);
+            // A write failed by a fault does not count towards the other armed fault.
             let torn = match plan.torn {
+                _ if fail => None,
                 Some((0, keep)) => {
                     plan.torn = None;
                     Some(keep)
@@ -280,6 +284,21 @@ mod tests {
         );
         assert_eq!(s.scan(&[0], &[9], 10).await.unwrap().len(), 3);
         assert_eq!(s.get(&[3]).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_torn_fault_survives_a_fail_fault_on_the_same_write() {
+        let s = FaultyStorage::new(Arc::new(MemoryStorage::new()));
+        s.fail_write_after(0).tear_write_after(0, 1);
+        let kind = |e: io::Error| {
+            e.get_ref().and_then(|e| e.downcast_ref::<InjectedFault>()).map(|f| f.kind)
+        };
+        assert_eq!(kind(s.write(put(1)).await.unwrap_err()), Some(FaultKind::Write));
+        let mut b = WriteBatch::new();
+        b.put(vec![2], vec![2]).put(vec![3], vec![3]);
+        assert_eq!(kind(s.write(b).await.unwrap_err()), Some(FaultKind::TornWrite));
+        assert_eq!(s.scan(&[0], &[9], 10).await.unwrap(), vec![(vec![2], vec![2])]);
+        s.write(put(4)).await.unwrap();
     }
 
     #[tokio::test]

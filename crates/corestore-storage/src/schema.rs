@@ -16,9 +16,9 @@
 //! | `03 ‖ id ‖ 05 ‖ page(u64be)` | bitfield page |
 //! | `03 ‖ id ‖ 06 ‖ key` | user data |
 //! | `03 ‖ id ‖ 07 ‖ key` | local data |
+//! | `04` | next free core id (u64le) |
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use corestore_keys::compact::{Decoder, Encoder};
@@ -34,6 +34,11 @@ const TAG_HEAD: u8 = 0x00;
 const TAG_CORE_BY_DKEY: u8 = 0x01;
 const TAG_ALIAS: u8 = 0x02;
 const TAG_CORE: u8 = 0x03;
+const TAG_NEXT_CORE_ID: u8 = 0x04;
+
+/// Serializes core-id allocation across every [`Storage`] of this process, so that two handles
+/// over one backend read and bump the stored counter one after the other.
+static CORE_ID_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const SUB_AUTH: u8 = 0x00;
 const SUB_HEAD: u8 = 0x01;
@@ -79,17 +84,19 @@ fn corrupt(what: &'static str) -> impl FnOnce(RecordError) -> StorageError {
 }
 
 /// The schema layer: typed access to every record of a store.
+///
+/// Any number of `Storage` handles may share one backend within a process: core ids come from a
+/// counter kept in the store and bumped under a process-wide lock, so no two cores ever share
+/// one. A backend must not be written by several processes at once ([`crate::DiskStorage`]
+/// locks its directory).
 #[derive(Debug)]
 pub struct Storage {
     backend: Arc<dyn StorageBackend>,
-    next_core_id: AtomicU64,
     primary_key: std::sync::Mutex<Option<PrimaryKey>>,
 }
 
 impl Storage {
     /// Opens the schema over `backend`, writing a fresh head if the store is empty.
-    ///
-    /// Scans the discovery-key index once to find the next free core id.
     pub async fn open(backend: Arc<dyn StorageBackend>) -> Result<Arc<Self>, StorageError> {
         let primary_key = if let Some(bytes) = backend.get(&[TAG_HEAD]).await? {
             decode_head(&bytes)?
@@ -100,18 +107,32 @@ impl Storage {
             backend.flush().await?;
             None
         };
-        let mut next = 0;
-        for (_, value) in
-            scan_all(backend.as_ref(), &[TAG_CORE_BY_DKEY], &[TAG_CORE_BY_DKEY + 1]).await?
-        {
-            let id = Decoder::new(&value).uint().map_err(|e| corrupt("core index")(e.into()))?;
-            next = next.max(id + 1);
+        Ok(Arc::new(Self { backend, primary_key: std::sync::Mutex::new(primary_key) }))
+    }
+
+    /// The next free core id: the stored counter, or for a store written before it existed,
+    /// one past the highest id in the discovery-key index. An id whose identity record exists
+    /// is never handed out again. Call with [`CORE_ID_LOCK`] held.
+    async fn next_core_id(&self) -> Result<u64, StorageError> {
+        let mut id = if let Some(bytes) = self.backend.get(&[TAG_NEXT_CORE_ID]).await? {
+            let mut d = Decoder::new(&bytes);
+            u64::from_le_bytes(d.fixed().map_err(|e| corrupt("core id counter")(e.into()))?)
+        } else {
+            let mut next = 0;
+            for (_, value) in
+                scan_all(self.backend.as_ref(), &[TAG_CORE_BY_DKEY], &[TAG_CORE_BY_DKEY + 1])
+                    .await?
+            {
+                let id =
+                    Decoder::new(&value).uint().map_err(|e| corrupt("core index")(e.into()))?;
+                next = next.max(id + 1);
+            }
+            next
+        };
+        while self.backend.get(&core_key(id, SUB_AUTH, None)).await?.is_some() {
+            id += 1;
         }
-        Ok(Arc::new(Self {
-            backend,
-            next_core_id: AtomicU64::new(next),
-            primary_key: std::sync::Mutex::new(primary_key),
-        }))
+        Ok(id)
     }
 
     /// The backend.
@@ -197,7 +218,8 @@ impl Storage {
         auth: &CoreAuth,
         alias: Option<(&Namespace, &[u8])>,
     ) -> Result<CoreStorage, StorageError> {
-        let id = self.next_core_id.fetch_add(1, Ordering::Relaxed);
+        let _allocating = CORE_ID_LOCK.lock().await;
+        let id = self.next_core_id().await?;
         let mut batch = WriteBatch::new();
         let mut e = Encoder::new();
         e.uint(id);
@@ -206,6 +228,7 @@ impl Storage {
             batch.put(alias_key(ns, name), auth.discovery_key.as_bytes().to_vec());
         }
         batch.put(core_key(id, SUB_AUTH, None), auth.encode());
+        batch.put(vec![TAG_NEXT_CORE_ID], (id + 1).to_le_bytes().to_vec());
         self.backend.write(batch).await?;
         Ok(CoreStorage { storage: self.clone(), id })
     }
@@ -643,6 +666,30 @@ mod tests {
             storage.init_primary_key(Some(PrimaryKey::from_bytes([9; 32]))).await,
             Err(StorageError::ForeignStore)
         ));
+    }
+
+    #[tokio::test]
+    async fn two_handles_over_one_backend_never_share_a_core_id() {
+        let backend: Arc<dyn StorageBackend> = Arc::new(MemoryStorage::new());
+        let first = Storage::open(backend.clone()).await.unwrap();
+        let second = Storage::open(backend.clone()).await.unwrap();
+        let (one, two) = (auth(1), auth(2));
+        let (a, b) = tokio::join!(first.create_core(&one, None), second.create_core(&two, None));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let c = second.create_core(&auth(3), None).await.unwrap();
+        for (core, byte) in [(&a, 1u8), (&b, 2), (&c, 3)] {
+            let mut batch = core.batch();
+            batch.put_block(0, &[byte]);
+            core.write(batch).await.unwrap();
+        }
+        // A handle opened later allocates after all of them.
+        let third = Storage::open(backend).await.unwrap();
+        let d = third.create_core(&auth(4), None).await.unwrap();
+        assert_eq!(d.block(0).await.unwrap(), None);
+        for (core, byte) in [(&a, 1u8), (&b, 2), (&c, 3)] {
+            assert_eq!(core.auth().await.unwrap(), auth(byte), "one core overwrote another");
+            assert_eq!(core.block(0).await.unwrap(), Some(vec![byte]));
+        }
     }
 
     #[tokio::test]

@@ -19,6 +19,8 @@ use corestore_storage::{
 use rand::{Rng, SeedableRng};
 
 const CHILD_ENV: &str = "CORESTORE_CRASH_TEST_CHILD_DIR";
+/// Set for the child when the trial runs with the persistent index.
+const PERSISTENT_ENV: &str = "CORESTORE_CRASH_TEST_PERSISTENT_INDEX";
 const BLOCKS_PER_BATCH: u64 = 8;
 /// Every batch rewrites this bitfield page, so the log gathers garbage and compacts often.
 const PAGE_LEN: usize = 16 * 1024;
@@ -56,8 +58,14 @@ fn head(length: u64) -> TreeHead {
     TreeHead { fork: 0, length, tree_hash: [(length % 251) as u8; 32], signature: vec![7; 64] }
 }
 
-async fn open_core(dir: &Path) -> (DiskStorage, Arc<Storage>, Option<CoreStorage>) {
-    let options = DiskOptions::default().compact_min_len(COMPACT_MIN_LEN);
+async fn open_core(
+    dir: &Path,
+    persistent: bool,
+) -> (DiskStorage, Arc<Storage>, Option<CoreStorage>) {
+    let options = DiskOptions::default()
+        .compact_min_len(COMPACT_MIN_LEN)
+        .persistent_index(persistent)
+        .memtable_entries(100);
     let disk = DiskStorage::open_with(dir, options).unwrap();
     let storage = Storage::open(Arc::new(disk.clone())).await.unwrap();
     let core = storage.open_core(&auth().discovery_key).await.unwrap();
@@ -70,7 +78,8 @@ fn crash_child_writer() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let (disk, storage, core) = open_core(Path::new(&dir)).await;
+        let persistent = std::env::var_os(PERSISTENT_ENV).is_some();
+        let (disk, storage, core) = open_core(Path::new(&dir), persistent).await;
         let core = if let Some(core) = core {
             core
         } else {
@@ -97,8 +106,8 @@ fn crash_child_writer() {
 }
 
 /// Parent side check: the store holds whole batches `0..n` with `n > max_acked`, nothing else.
-async fn verify(dir: &Path, max_acked: Option<u64>) {
-    let (_disk, _storage, core) = open_core(dir).await;
+async fn verify(dir: &Path, max_acked: Option<u64>, persistent: bool) {
+    let (_disk, _storage, core) = open_core(dir, persistent).await;
     let Some(core) = core else {
         assert_eq!(max_acked, None, "an acknowledged core is missing");
         return;
@@ -147,12 +156,18 @@ fn kill_9_never_loses_or_tears_an_acknowledged_batch() {
             if fresh { dir.path().join(format!("fresh-{trial}")) } else { main_dir.clone() };
         let mut fresh_acked = None;
         let acked = if fresh { &mut fresh_acked } else { &mut max_acked };
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        // Every other trial runs with the persistent index (the main store switches between the
+        // two, which also checks that either opens what the other wrote).
+        let persistent = trial % 2 == 1;
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
             .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads", "1"])
             .env(CHILD_ENV, &trial_dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stdout(Stdio::piped());
+        if persistent {
+            command.env(PERSISTENT_ENV, "1");
+        }
+        let mut child = command.spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         // "ack <batch> <compactions by this child so far>"
         let record = |line: &str, max: &mut Option<u64>, compactions: &mut u64| {
@@ -193,7 +208,7 @@ fn kill_9_never_loses_or_tears_an_acknowledged_batch() {
             record(line, acked, &mut child_compactions);
         }
         compactions += child_compactions;
-        rt.block_on(verify(&trial_dir, *acked));
+        rt.block_on(verify(&trial_dir, *acked, persistent));
     }
     println!("crash test: last acknowledged batch {max_acked:?}, {compactions} compactions");
     if max_acked.is_some_and(|m| m >= 40) {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use corestore_keys::{KeyPair, Manifest, Namespace};
 use corestore_storage::{
-    BatchOp, CoreAuth, DiskStorage, FaultyStorage, Hints, MemoryStorage, Storage, StorageBackend,
-    StoredKeyPair, StoredNode, TreeHead, WriteBatch,
+    BatchOp, CoreAuth, DiskOptions, DiskStorage, FaultyStorage, Hints, MemoryStorage, Storage,
+    StorageBackend, StoredKeyPair, StoredNode, TreeHead, WriteBatch,
 };
 use proptest::prelude::*;
 
@@ -24,6 +24,12 @@ enum Kind {
     Memory,
     Faulty,
     Disk,
+    /// Disk with the persistent index and a tiny in-memory table, so runs and merges happen.
+    DiskIndexed,
+}
+
+fn indexed() -> DiskOptions {
+    DiskOptions::default().persistent_index(true).memtable_entries(3)
 }
 
 struct Fixture {
@@ -46,14 +52,22 @@ impl Fixture {
                 let backend = Arc::new(DiskStorage::open(dir.path()).unwrap());
                 Self { kind, dir: Some(dir), backend }
             }
+            Kind::DiskIndexed => {
+                let dir = tempfile::tempdir().unwrap();
+                let backend = Arc::new(DiskStorage::open_with(dir.path(), indexed()).unwrap());
+                Self { kind, dir: Some(dir), backend }
+            }
         }
     }
 
     /// A fresh handle on the same data: disk stores are closed and replayed from the log.
     fn reopen(&mut self) {
-        if let (Kind::Disk, Some(dir)) = (self.kind, &self.dir) {
+        if let (Kind::Disk | Kind::DiskIndexed, Some(dir)) = (self.kind, &self.dir) {
             self.backend = Arc::new(MemoryStorage::new());
-            self.backend = Arc::new(DiskStorage::open(dir.path()).unwrap());
+            self.backend = Arc::new(match self.kind {
+                Kind::DiskIndexed => DiskStorage::open_with(dir.path(), indexed()).unwrap(),
+                _ => DiskStorage::open(dir.path()).unwrap(),
+            });
         }
     }
 }
@@ -159,6 +173,16 @@ proptest! {
     #[test]
     fn disk_schema_round_trip(case in schema_case()) {
         block_on(check_schema(&mut Fixture::new(Kind::Disk), case));
+    }
+
+    #[test]
+    fn persistent_index_matches_model_and_replays(batches in batches(), probes in probes()) {
+        block_on(check_against_model(&mut Fixture::new(Kind::DiskIndexed), batches, probes));
+    }
+
+    #[test]
+    fn persistent_index_schema_round_trip(case in schema_case()) {
+        block_on(check_schema(&mut Fixture::new(Kind::DiskIndexed), case));
     }
 }
 

@@ -121,6 +121,7 @@ mod core;
 mod error;
 mod get;
 mod open;
+mod replication;
 mod session;
 mod store;
 mod watch;
@@ -136,7 +137,9 @@ pub use crate::error::{
     OpenError, SeekError, TruncateError,
 };
 pub use crate::get::{CoreRef, GetOptions};
+pub use crate::replication::ReplicateError;
 pub use crate::session::{Core, CoreInfo};
 pub use crate::store::{Builder, Corestore, SessionOptions, StoreStats, DEFAULT_LINGER};
 pub use crate::watch::{CoreWatch, WatchedCore};
 pub use corestore_keys::{CoreKey, DiscoveryKey, KeyPair, Manifest, Namespace, PrimaryKey};
+pub use corestore_replicate::{Download, Replication, ReplicationError, ReplicationHandle};

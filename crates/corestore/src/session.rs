@@ -219,6 +219,29 @@ impl Core {
         self.shared.seek(offset).await
     }
 
+    /// Learns the peers' length: asks them for an upgrade and waits until each has answered (or
+    /// `timeout` passed). True when the core grew (JavaScript's `core.update()`).
+    pub async fn update(&self, timeout: Option<std::time::Duration>) -> Result<bool, ClosedError> {
+        self.check()?;
+        Ok(self.shared.replicated().update(timeout).await)
+    }
+
+    /// Downloads blocks `[start, end)` from the peers (`end = None`: every block, live, until
+    /// the handle is dropped); the handle reports progress and completion.
+    pub async fn download(
+        &self,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<crate::Download, ClosedError> {
+        self.check()?;
+        Ok(self.shared.replicated().download(start, end).await)
+    }
+
+    /// How many peers replicate this core now.
+    pub fn peer_count(&self) -> usize {
+        self.shared.replicated().peer_count()
+    }
+
     /// Truncates the core to `length` blocks (a new fork).
     pub async fn truncate(&self, length: u64) -> Result<(), TruncateError> {
         self.check().map_err(|_| TruncateError::Closed)?;
@@ -266,15 +289,11 @@ impl Core {
     /// It ends when the core closes.
     pub fn events(&self) -> impl Stream<Item = CoreEvent> + Send + 'static {
         let rx = if self.is_closed() { None } else { self.shared.subscribe() };
-        futures::stream::unfold(rx, |rx| async move {
+        let shared = self.shared.clone();
+        futures::stream::unfold((shared, rx), |(shared, rx)| async move {
             let mut rx = rx?;
-            match rx.recv().await {
-                Ok(event) => Some((event, Some(rx))),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    Some((CoreEvent::Lagged { missed }, Some(rx)))
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-            }
+            let event = shared.next_event(&mut rx).await?;
+            Some((event, (shared, Some(rx))))
         })
     }
 

@@ -35,6 +35,8 @@ pub(crate) struct Root {
     /// Live namespaces and sessions (not the root itself): JavaScript's `corestores` set.
     children: Mutex<HashMap<u64, Weak<StoreSession>>>,
     next_id: AtomicU64,
+    /// Live replication streams: every core a session opens joins each of them.
+    pub(crate) streams: Mutex<Vec<corestore_replicate::ReplicationHandle>>,
 }
 
 /// One store handle's own state: namespace, primary key, flags and what it opened.
@@ -95,7 +97,6 @@ impl Root {
     /// it is open or stored here (never created), held weakly: it closes after the linger period
     /// unless a session takes it or [`Root::touch`] is called. `None` when nothing is stored or
     /// the store is closed.
-    #[cfg_attr(not(test), allow(dead_code))] // Called by the replicator (lead's part of issue 10).
     pub(crate) async fn open_for_peer(
         &self,
         discovery_key: DiscoveryKey,
@@ -294,6 +295,7 @@ impl Builder {
             closed: AtomicBool::new(false),
             children: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            streams: Mutex::new(Vec::new()),
         });
         let session = StoreSession {
             root,
@@ -419,6 +421,7 @@ impl Corestore {
         if learns {
             session.value().learn(&store.root.storage, manifest, key_pair).await?;
         }
+        store.root.attach_everywhere(session.value());
         Ok(Core::new(store.clone(), session, &options, !store.read_only))
     }
 

@@ -12,7 +12,8 @@
  *   {"cmd":"listen"}                    TCP server; every connection is replicated -> {port}
  *                                       (store.replicate(false), as a responder)
  *   {"cmd":"connect","port":P}          connect and replicate as the initiator    -> {ok}
- *   {"cmd":"append","blocks":K}         append block(length..length+K)            -> {length}
+ *   {"cmd":"append","blocks":K[,"salt":S]} append block(length..length+K), each followed by
+ *                                       the byte S when a salt is given          -> {length}
  *   {"cmd":"truncate","length":L}       truncate (fork + 1)                       -> {length,fork}
  *   {"cmd":"download","start":S,"end":E} download [S,E), then check every block   -> {mismatches}
  *   {"cmd":"get","index":I}             core.get(I) (waits for a peer)           -> {value:HEX}
@@ -136,7 +137,10 @@ async function handle(msg) {
     }
     case 'append': {
       const blocks = []
-      for (let i = 0; i < msg.blocks; i++) blocks.push(block(core.length + i))
+      for (let i = 0; i < msg.blocks; i++) {
+        const b = block(core.length + i)
+        blocks.push(msg.salt === undefined ? b : b4a.concat([b, b4a.from([msg.salt])]))
+      }
       await core.append(blocks)
       return { length: core.length }
     }

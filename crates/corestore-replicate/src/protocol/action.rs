@@ -1,7 +1,7 @@
 //! What a [`Replicator`](super::Replicator) asks its caller to do and tells the application.
 
 use bytes::Bytes;
-use corestore_hypercore::{Data, Request};
+use corestore_hypercore::{Data, Reorg, Request};
 
 use super::message::Message;
 use super::peer::PeerId;
@@ -32,6 +32,9 @@ pub enum PeerError {
     /// The remote sent [`MAX_INVALID_REQUESTS`] invalid requests; ends the whole connection.
     #[error("the remote sent {MAX_INVALID_REQUESTS} invalid requests")]
     TooManyInvalidRequests,
+    /// The writer signed two different trees at one fork (the core is now frozen).
+    #[error("the remote proved the writer signed two different trees at one fork")]
+    Conflict,
     /// The remote has more than [`MAX_REMOTE_REQUESTS`] requests waiting; ends the connection.
     #[error("the remote has more than {MAX_REMOTE_REQUESTS} requests waiting")]
     TooManyRequests,
@@ -63,6 +66,23 @@ pub enum ReplicatorEvent {
         /// Its size.
         bytes: u64,
     },
+    /// The core was truncated (locally, or by following the writer to a new fork): blocks
+    /// from `length` on are gone, the core is on `fork`.
+    Truncated {
+        /// The length kept (the common ancestor after a reorg).
+        length: u64,
+        /// The new fork.
+        fork: u64,
+    },
+    /// The core grew by a local append.
+    Appended {
+        /// The new length.
+        length: u64,
+        /// The new byte length.
+        byte_length: u64,
+    },
+    /// Two valid signed trees at one fork were seen: the core is frozen.
+    Frozen,
     /// A verified upgrade grew the core.
     Upgraded {
         /// The new length.
@@ -111,6 +131,44 @@ pub enum Action {
     /// Verify and store `data` (`Hypercore::receive`) and hand the result to
     /// [`Replicator::handle_received`].
     Verify {
+        /// The peer.
+        peer: PeerId,
+        /// The data.
+        data: Data,
+    },
+    /// Verify `data` as a fork proof (`Hypercore::verify_fork_proof`) and hand the result to
+    /// [`Replicator::handle_reorg`].
+    VerifyForkProof {
+        /// The peer.
+        peer: PeerId,
+        /// The request it answers.
+        request: u64,
+        /// The data.
+        data: Data,
+    },
+    /// Feed `data` to the reorg (`Reorg::handle`) and hand it back to
+    /// [`Replicator::handle_reorg`].
+    ReorgAnswer {
+        /// The peer.
+        peer: PeerId,
+        /// The request it answers.
+        request: u64,
+        /// The data.
+        data: Data,
+        /// The reorg in progress.
+        reorg: Box<Reorg>,
+    },
+    /// Apply the finished reorg (`Hypercore::apply_reorg`) and hand the result to
+    /// [`Replicator::handle_reorg_applied`].
+    ApplyReorg {
+        /// The peer that drove it.
+        peer: PeerId,
+        /// The reorg.
+        reorg: Box<Reorg>,
+    },
+    /// Check unsolicited `data` for a conflict (`Hypercore::check_conflict`) and hand the
+    /// result to [`Replicator::handle_conflict`].
+    CheckConflict {
         /// The peer.
         peer: PeerId,
         /// The data.

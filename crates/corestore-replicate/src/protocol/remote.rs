@@ -99,7 +99,12 @@ impl RemoteBitfield {
             let page_end = ((page + 1) * PAGE_BITS).min(end);
             if !self.pages.contains_key(&page) {
                 if !value || self.pages.len() >= MAX_PAGES {
-                    i = page_end;
+                    // Nothing to clear here, or no page left to fill: go straight to the next
+                    // page we hold (a range of 2^53 blocks costs a few steps, not 2^38).
+                    match self.pages.range(page + 1..).next() {
+                        Some((&next, _)) => i = next * PAGE_BITS,
+                        None => return,
+                    }
                     continue;
                 }
                 self.pages.insert(page, Box::new([0; PAGE_WORDS]));
@@ -154,6 +159,19 @@ mod tests {
         r.insert_words(0, &[u32::MAX, 0b101]);
         assert_eq!(r.contiguous(), 33);
         assert!(r.get(34) && !r.get(35));
+    }
+
+    #[test]
+    fn ranges_of_any_length_cost_bounded_work() {
+        let mut r = RemoteBitfield::default();
+        r.set_range(100, 101, true);
+        r.set_range(1 << 40, 1 << 41, true); // a few pages, then the bound
+        r.set_range(1 << 20, 1 << 53, false);
+        r.set_range(1 << 20, 1 << 53, true);
+        assert!(r.get(100) && !r.get(5) && r.get(1 << 40));
+        assert!(r.pages() <= MAX_PAGES);
+        r.set_range(0, u64::MAX, false);
+        assert!(!r.get(100) && !r.get(1 << 40));
     }
 
     #[test]

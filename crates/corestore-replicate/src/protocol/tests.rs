@@ -35,6 +35,8 @@ pub(super) struct Net {
     /// Every `data` this node sends passes through the function (a hostile peer).
     pub(super) tamper: Option<(usize, Tamper)>,
     pub(super) sent: usize,
+    /// Every request sent, by sender.
+    pub(super) requests: Vec<(usize, Request)>,
 }
 
 pub(super) async fn writer(blocks: usize) -> Hypercore {
@@ -75,6 +77,7 @@ impl Net {
             mute: None,
             tamper: None,
             sent: 0,
+            requests: vec![],
         }
     }
 
@@ -126,6 +129,9 @@ impl Net {
     }
 
     fn send_raw(&mut self, from: usize, peer: PeerId, message: &Message) {
+        if let Message::Request(r) = message {
+            self.requests.push((from, r.clone()));
+        }
         if let Some(&(to, to_peer)) = self.links.get(&(from, peer)) {
             self.sent += 1;
             self.queue.push_back((
@@ -165,6 +171,26 @@ impl Net {
                     let request = data.request;
                     let result = n.core.receive(data).await;
                     n.repl.handle_received(peer, request, result, &n.core, self.now);
+                }
+                Action::VerifyForkProof { peer, request, data } => {
+                    let n = &mut self.nodes[i];
+                    let result = n.core.verify_fork_proof(data).await;
+                    n.repl.handle_reorg(peer, request, result, &n.core, self.now);
+                }
+                Action::ReorgAnswer { peer, request, data, mut reorg } => {
+                    let n = &mut self.nodes[i];
+                    let result = reorg.handle(&n.core, data).await.map(|()| *reorg);
+                    n.repl.handle_reorg(peer, request, result, &n.core, self.now);
+                }
+                Action::ApplyReorg { reorg, .. } => {
+                    let n = &mut self.nodes[i];
+                    let result = n.core.apply_reorg(*reorg).await;
+                    n.repl.handle_reorg_applied(result, &n.core, self.now);
+                }
+                Action::CheckConflict { peer, data } => {
+                    let n = &mut self.nodes[i];
+                    let result = n.core.check_conflict(&data).await;
+                    n.repl.handle_conflict(peer, result);
                 }
                 Action::Close { peer, error } => {
                     self.nodes[i].errors.extend(error);
@@ -607,4 +633,67 @@ async fn a_disconnect_mid_transfer_resumes_on_a_new_connection() {
     net.connect(1, 0);
     net.drive().await;
     assert_same_blocks(&net.nodes[0].core, &net.nodes[1].core).await;
+}
+
+#[tokio::test]
+async fn a_replica_follows_the_writer_to_a_new_fork() {
+    let w = writer(40).await;
+    let r = reader(&w).await;
+    let mut net = Net::new(vec![(w, ReplicatorConfig::default()), (r, eager())]);
+    net.connect(0, 1);
+    net.drive().await;
+    assert_eq!(net.nodes[1].core.contiguous_length(), 40);
+    // The writer truncates to 25 and appends 5 different blocks: fork 1, length 30.
+    let n = &mut net.nodes[0];
+    n.core.truncate(25).await.unwrap();
+    n.repl.handle_truncate(&n.core, net.now);
+    n.core.append(&[b"new 25", b"new 26", b"new 27", b"new 28", b"new 29"]).await.unwrap();
+    n.repl.handle_append(&n.core);
+    net.drive().await;
+    let r = &net.nodes[1];
+    assert_eq!((r.core.fork(), r.core.length()), (1, 30));
+    assert_eq!(r.core.tree_hash(), net.nodes[0].core.tree_hash());
+    assert_eq!(r.core.contiguous_length(), 30, "the new blocks were downloaded");
+    assert_eq!(r.core.get(25).await.unwrap().as_deref(), Some(&b"new 25"[..]));
+    assert_eq!(r.core.get(24).await.unwrap(), Some(block(24)), "blocks before the ancestor stay");
+    assert!(r
+        .events
+        .iter()
+        .any(|e| matches!(e, ReplicatorEvent::Truncated { length: 25, fork: 1 })));
+    assert!(r.repl.is_settled(&r.core));
+}
+
+#[tokio::test]
+async fn a_fork_proof_by_the_wrong_key_drops_the_peer_and_changes_nothing() {
+    let w = writer(10).await;
+    let r = reader(&w).await;
+    let mut net = Net::new(vec![(w, ReplicatorConfig::default()), (r, eager())]);
+    let (_, at_reader) = net.connect(0, 1);
+    net.drive().await;
+    let before = net.nodes[1].core.tree_hash();
+    // The writer's peer claims fork 5 and answers the fork proof request with a forgery: the
+    // real tree, relabelled fork 5, with a signature nobody made.
+    let lie = Sync {
+        fork: 5,
+        length: 10,
+        uploading: true,
+        downloading: true,
+        has_manifest: true,
+        ..Sync::default()
+    };
+    net.mute = Some(0);
+    net.inject(1, at_reader, &Message::Sync(lie));
+    net.drive().await;
+    let (_, asked) = net.requests.iter().rev().find(|(from, _)| *from == 1).cloned().unwrap();
+    assert_eq!((asked.fork, asked.upgrade.map(|u| (u.start, u.length))), (5, Some((0, 10))));
+    let mut real = asked.clone();
+    real.fork = 0;
+    let mut forged = net.nodes[0].core.create_proof(&real).await.unwrap();
+    forged.fork = 5;
+    forged.request = asked.id;
+    net.inject(1, at_reader, &Message::Data(forged));
+    net.drive().await;
+    let r = &net.nodes[1];
+    assert_eq!((r.core.fork(), r.core.length(), r.core.tree_hash()), (0, 10, before));
+    assert!(r.errors.iter().any(|e| matches!(e, PeerError::InvalidData { .. })), "{:?}", r.errors);
 }

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use corestore_hypercore::{AppendError, Hypercore};
-use corestore_keys::{CoreKey, DiscoveryKey};
+use corestore_hypercore::{AppendError, Hypercore, TruncateError};
+use corestore_keys::{CoreKey, DiscoveryKey, Manifest};
 use corestore_storage::StorageError;
-use tokio::sync::{broadcast, mpsc, watch, RwLock, RwLockReadGuard};
+use tokio::sync::{broadcast, mpsc, watch, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::stream::Command;
 use crate::mux::ChannelId;
@@ -74,10 +74,76 @@ pub(crate) struct State {
     pub(crate) pending: usize,
 }
 
+/// The head of a core as of its last change, readable without any lock on the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CoreHead {
+    /// Number of blocks.
+    pub length: u64,
+    /// Number of bytes.
+    pub byte_length: u64,
+    /// Every block below this is stored locally.
+    pub contiguous_length: u64,
+    /// The fork.
+    pub fork: u64,
+    /// The core can append.
+    pub writable: bool,
+    /// The manifest, once known.
+    pub manifest: Option<Manifest>,
+}
+
+impl CoreHead {
+    fn of(core: &Hypercore) -> Self {
+        Self {
+            length: core.length(),
+            byte_length: core.byte_length(),
+            contiguous_length: core.contiguous_length(),
+            fork: core.fork(),
+            writable: core.is_writable(),
+            manifest: core.manifest().cloned(),
+        }
+    }
+}
+
+/// Write access to the core of a [`SharedCore`]; dropping it publishes the new head and wakes
+/// every waiter.
+#[derive(Debug)]
+pub struct CoreWrite<'a> {
+    guard: RwLockWriteGuard<'a, Hypercore>,
+    shared: &'a SharedCore,
+}
+
+impl std::ops::Deref for CoreWrite<'_> {
+    type Target = Hypercore;
+    fn deref(&self) -> &Hypercore {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for CoreWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Hypercore {
+        &mut self.guard
+    }
+}
+
+impl Drop for CoreWrite<'_> {
+    fn drop(&mut self) {
+        let head = CoreHead::of(&self.guard);
+        let mut current =
+            self.shared.0.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *current != head {
+            *current = head;
+        }
+        drop(current);
+        self.shared.notify();
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     key: CoreKey,
     discovery_key: DiscoveryKey,
+    head: Mutex<CoreHead>,
     core: RwLock<Hypercore>,
     state: Mutex<State>,
     changed: watch::Sender<u64>,
@@ -94,6 +160,7 @@ impl SharedCore {
         Self(Arc::new(Inner {
             key: *core.key(),
             discovery_key: *core.discovery_key(),
+            head: Mutex::new(CoreHead::of(&core)),
             core: RwLock::new(core),
             state: Mutex::new(State {
                 replicator: Replicator::new(config),
@@ -125,8 +192,26 @@ impl SharedCore {
         self.0.core.read().await
     }
 
-    pub(crate) async fn write(&self) -> tokio::sync::RwLockWriteGuard<'_, Hypercore> {
-        self.0.core.write().await
+    /// Write access to the core, for changes other than the ones this type makes itself (for
+    /// example reloading it with a manifest learned later). Never hold it across a network
+    /// await; dropping it publishes the new head.
+    pub async fn write(&self) -> CoreWrite<'_> {
+        CoreWrite { guard: self.0.core.write().await, shared: self }
+    }
+
+    /// The head as of the last change (no lock on the core).
+    pub fn head(&self) -> CoreHead {
+        self.0.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Length, byte length, contiguous length and fork as of the last change.
+    pub fn lengths(&self) -> (u64, u64, u64, u64) {
+        let h = self.0.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (h.length, h.byte_length, h.contiguous_length, h.fork)
+    }
+
+    pub(crate) fn publish(&self, event: ReplicatorEvent) {
+        let _ = self.0.events.send(event);
     }
 
     /// The replication events of this core (downloads, uploads, peers, upgrades, extensions).
@@ -168,6 +253,16 @@ impl SharedCore {
                     (peer, Command::Answer { peer, ticket, request })
                 }
                 Action::Verify { peer, data } => (peer, Command::Verify { peer, data }),
+                Action::VerifyForkProof { peer, request, data } => {
+                    (peer, Command::VerifyForkProof { peer, request, data })
+                }
+                Action::ReorgAnswer { peer, request, data, reorg } => {
+                    (peer, Command::ReorgAnswer { peer, request, data, reorg })
+                }
+                Action::ApplyReorg { peer, reorg } => (peer, Command::ApplyReorg { reorg }),
+                Action::CheckConflict { peer, data } => {
+                    (peer, Command::CheckConflict { peer, data })
+                }
                 Action::Close { peer, error } => {
                     changed = true;
                     (peer, Command::CloseChannel { error })
@@ -190,6 +285,14 @@ impl SharedCore {
         }
     }
 
+    /// Stops replicating this core on every connection that carries it (the core is closing).
+    pub fn detach_all(&self) {
+        let state = self.lock();
+        for link in state.links.values() {
+            let _ = link.tx.send(Command::Detach(self.0.discovery_key));
+        }
+    }
+
     /// Wakes every waiter (a block, a length or a peer changed).
     pub(crate) fn notify(&self) {
         self.0.changed.send_modify(|v| *v = v.wrapping_add(1));
@@ -198,11 +301,22 @@ impl SharedCore {
     /// Appends `blocks` (one signature, one atomic write); peers hear of it at once.
     pub async fn append<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<u64, AppendError> {
         let mut core = self.write().await;
+        let before = core.length();
         let length = core.append(blocks).await?;
-        self.with_replicator(|r| r.handle_append(&*core));
-        drop(core);
-        self.notify();
+        if length != before {
+            self.with_replicator(|r| r.handle_append(&*core));
+            self.publish(ReplicatorEvent::Appended { length, byte_length: core.byte_length() });
+        }
         Ok(length)
+    }
+
+    /// Truncates the core to `length` blocks (a new fork); peers hear of it at once.
+    pub async fn truncate(&self, length: u64) -> Result<(), TruncateError> {
+        let mut core = self.write().await;
+        core.truncate(length).await?;
+        self.with_replicator(|r| r.handle_truncate(&*core, now()));
+        self.publish(ReplicatorEvent::Truncated { length, fork: core.fork() });
+        Ok(())
     }
 
     /// Block `index`: from storage, or else from a peer, waiting as `options` say. Dropping the

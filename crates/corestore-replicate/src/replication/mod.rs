@@ -7,5 +7,7 @@
 mod core;
 mod stream;
 
-pub use self::core::{Download, GetError, GetOptions, SharedCore};
-pub use self::stream::{RemoteOpenHook, Replication, ReplicationError, ReplicationOptions};
+pub use self::core::{CoreHead, CoreWrite, Download, GetError, GetOptions, SharedCore};
+pub use self::stream::{
+    RemoteOpenHook, Replication, ReplicationError, ReplicationHandle, ReplicationOptions,
+};

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use corestore_hypercore::{Data, Request};
+use corestore_hypercore::{Data, Reorg, Request};
 use corestore_keys::DiscoveryKey;
 use corestore_storage::StorageError;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -99,6 +99,24 @@ pub(crate) enum Command {
         peer: PeerId,
         data: Data,
     },
+    VerifyForkProof {
+        peer: PeerId,
+        request: u64,
+        data: Data,
+    },
+    ReorgAnswer {
+        peer: PeerId,
+        request: u64,
+        data: Data,
+        reorg: Box<Reorg>,
+    },
+    ApplyReorg {
+        reorg: Box<Reorg>,
+    },
+    CheckConflict {
+        peer: PeerId,
+        data: Data,
+    },
     CloseChannel {
         error: Option<PeerError>,
     },
@@ -111,8 +129,41 @@ pub(crate) enum Command {
 /// [`Replication::close`] does, and so does the remote or an error.
 #[derive(Debug)]
 pub struct Replication {
-    tx: mpsc::UnboundedSender<Command>,
+    handle: ReplicationHandle,
     task: JoinHandle<Result<(), ReplicationError>>,
+}
+
+/// A cloneable handle on a running [`Replication`]: attach and detach cores, close it.
+#[derive(Debug, Clone)]
+pub struct ReplicationHandle {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl ReplicationHandle {
+    /// Replicates `core` on this connection (a no-op when it already is).
+    pub fn attach(&self, core: &SharedCore) {
+        count_pending(core);
+        if let Err(mpsc::error::SendError(Command::Attach(core))) =
+            self.tx.send(Command::Attach(core.clone()))
+        {
+            Attached::new(core).settle();
+        }
+    }
+
+    /// Stops replicating `core` here.
+    pub fn detach(&self, core: &SharedCore) {
+        let _ = self.tx.send(Command::Detach(*core.discovery_key()));
+    }
+
+    /// Ends the connection cleanly.
+    pub fn close(&self) {
+        let _ = self.tx.send(Command::Close);
+    }
+
+    /// True once the connection is over.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 impl Replication {
@@ -134,27 +185,27 @@ impl Replication {
             cores: HashMap::new(),
             channels: HashMap::new(),
         };
-        Self { tx, task: tokio::spawn(task.run()) }
+        Self { handle: ReplicationHandle { tx }, task: tokio::spawn(task.run()) }
+    }
+
+    /// A cloneable handle on this connection.
+    pub fn handle(&self) -> ReplicationHandle {
+        self.handle.clone()
     }
 
     /// Replicates `core` on this connection (a no-op when it already is).
     pub fn attach(&self, core: &SharedCore) {
-        count_pending(core);
-        if let Err(mpsc::error::SendError(Command::Attach(core))) =
-            self.tx.send(Command::Attach(core.clone()))
-        {
-            Attached::new(core).settle();
-        }
+        self.handle.attach(core);
     }
 
     /// Stops replicating `core` here.
     pub fn detach(&self, core: &SharedCore) {
-        let _ = self.tx.send(Command::Detach(*core.discovery_key()));
+        self.handle.detach(core);
     }
 
     /// Ends the connection cleanly.
     pub fn close(&self) {
-        let _ = self.tx.send(Command::Close);
+        self.handle.close();
     }
 
     /// True once the connection is over.
@@ -355,13 +406,37 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
                 let request = data.request;
                 let mut view = core.write().await;
                 let result = view.receive(data).await;
-                {
-                    let mut state = core.lock();
-                    state.replicator.handle_received(peer, request, result, &*view, now());
-                    core.route(&mut state);
-                }
-                drop(view);
-                core.notify();
+                let mut state = core.lock();
+                state.replicator.handle_received(peer, request, result, &*view, now());
+                core.route(&mut state);
+            }
+            Command::VerifyForkProof { peer, request, data } => {
+                let view = core.read().await;
+                let result = view.verify_fork_proof(data).await;
+                let mut state = core.lock();
+                state.replicator.handle_reorg(peer, request, result, &*view, now());
+                core.route(&mut state);
+            }
+            Command::ReorgAnswer { peer, request, data, mut reorg } => {
+                let view = core.read().await;
+                let result = reorg.handle(&view, data).await.map(|()| *reorg);
+                let mut state = core.lock();
+                state.replicator.handle_reorg(peer, request, result, &*view, now());
+                core.route(&mut state);
+            }
+            Command::ApplyReorg { reorg } => {
+                let mut view = core.write().await;
+                let result = view.apply_reorg(*reorg).await;
+                let mut state = core.lock();
+                state.replicator.handle_reorg_applied(result, &*view, now());
+                core.route(&mut state);
+            }
+            Command::CheckConflict { peer, data } => {
+                let mut view = core.write().await;
+                let result = view.check_conflict(&data).await;
+                let mut state = core.lock();
+                state.replicator.handle_conflict(peer, result);
+                core.route(&mut state);
             }
             Command::CloseChannel { error } => {
                 if let Some(error) = error {

@@ -1,8 +1,13 @@
 //! [`DiskStorage`]: the default, crash-safe disk backend (an append-only log plus an in-memory
 //! index, in the Bitcask style). See [`log`] for the file format.
 
+mod index;
 mod key;
+mod keys;
+mod legacy;
 mod log;
+mod lsm;
+mod runs;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
@@ -14,11 +19,14 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use async_trait::async_trait;
 
 use crate::backend::{StorageBackend, WriteBatch};
-use log::{Index, Replay};
+use index::Index;
+use keys::Keys;
+use log::{Replay, Salt};
 
 const LOCK_FILE: &str = "LOCK";
 const LOG_FILE: &str = "data.log";
 const COMPACT_FILE: &str = "data.log.compact";
+const INDEX_DIR: &str = "index";
 
 /// Compaction is considered once the log is this large (by default)…
 const COMPACT_MIN_LEN: u64 = 64 << 20;
@@ -32,11 +40,24 @@ pub struct DiskOptions {
     /// Compaction runs only once the log file is at least this many bytes (default 64 MiB)
     /// and more than twice the live data.
     pub compact_min_len: u64,
+    /// Keep the index on disk (sorted runs in the store's `index/` directory, rebuilt from the
+    /// log whenever it is missing or stale) instead of every key in memory: memory is bounded
+    /// by [`DiskOptions::memtable_entries`] and open replays only the log written since the
+    /// last run. Off by default (not yet measured enough to be the default).
+    pub persistent_index: bool,
+    /// With [`DiskOptions::persistent_index`], how many recent keys are held in memory before
+    /// they are written out as a run (default 131,072; they are also written out when the store
+    /// is dropped, so a clean reopen replays nothing).
+    pub memtable_entries: usize,
 }
 
 impl Default for DiskOptions {
     fn default() -> Self {
-        Self { compact_min_len: COMPACT_MIN_LEN }
+        Self {
+            compact_min_len: COMPACT_MIN_LEN,
+            persistent_index: false,
+            memtable_entries: 1 << 17,
+        }
     }
 }
 
@@ -45,6 +66,20 @@ impl DiskOptions {
     #[must_use]
     pub fn compact_min_len(mut self, bytes: u64) -> Self {
         self.compact_min_len = bytes;
+        self
+    }
+
+    /// Sets [`DiskOptions::persistent_index`].
+    #[must_use]
+    pub fn persistent_index(mut self, on: bool) -> Self {
+        self.persistent_index = on;
+        self
+    }
+
+    /// Sets [`DiskOptions::memtable_entries`] (at least 1).
+    #[must_use]
+    pub fn memtable_entries(mut self, entries: usize) -> Self {
+        self.memtable_entries = entries.max(1);
         self
     }
 }
@@ -81,6 +116,18 @@ pub enum DiskError {
         /// Where the bad record starts.
         offset: u64,
     },
+    /// A record is damaged before the point a completed flush made durable, and valid records
+    /// follow it: opening would drop flushed data, so the store is left untouched.
+    #[error(
+        "store log is damaged at byte {offset}, inside data flushed up to byte {durable_len}; \
+         refusing to open rather than drop flushed batches"
+    )]
+    Damaged {
+        /// Where the bad record starts.
+        offset: u64,
+        /// How much of the log a later flush mark says was durable.
+        durable_len: u64,
+    },
     /// The file system failed.
     #[error("store I/O failed: {0}")]
     Io(#[from] io::Error),
@@ -95,11 +142,16 @@ pub enum DiskError {
 ///   OS page cache and survive `kill -9` of this process, but not power loss.
 /// - **Reads** come from an in-memory index (key → position) and one `pread`, so every key must
 ///   fit in memory (about 80 bytes plus the key per record); values stay on disk.
+/// - **Power loss.** Every record is bound to its file and position (see [`log`]), so pages
+///   that a power loss zero-fills or drops end the log cleanly, and record-shaped bytes inside a
+///   value are never replayed. A damaged record *before* what a completed flush made durable is
+///   refused with [`DiskError::Damaged`], never cut.
 /// - **Compaction** rewrites the live records into a fresh log once the log is over 64 MiB (see
 ///   [`DiskOptions`]) and more than twice the live data. It runs inside the
 ///   [`StorageBackend::write`] that crossed the threshold (writers wait, readers go on), and is
 ///   atomic: written aside, synced, then renamed over the log. A failed compaction leaves the
-///   old log in use, is logged with `tracing`, and is tried again after the next write.
+///   old log in use, is logged with `tracing`, and is tried again once the log has grown by
+///   half (not after every write).
 /// - **Memory.** Besides the index, nothing is cached: repeated reads are served by the OS page
 ///   cache. Opening replays the whole log once.
 /// - **Blocking.** Writes (one `pwrite` into the page cache) and reads (one `pread`) run inline
@@ -119,6 +171,7 @@ struct Inner {
     dir: PathBuf,
     options: DiskOptions,
     compactions: AtomicU64,
+    compaction_failures: AtomicU64,
     _lock: File,
     writer: Mutex<Writer>,
     state: RwLock<State>,
@@ -126,13 +179,52 @@ struct Inner {
 
 struct Writer {
     file: Arc<File>,
+    salt: Salt,
     end: u64,
+    /// The durable length claimed by the last flush mark (or known durable otherwise).
+    marked: u64,
+    /// The log length just after the last flush mark: nothing new was written while equal.
+    mark_end: u64,
+    /// No automatic compaction is tried below this log length (set after a failed one).
+    compact_after: u64,
+    /// Log bytes known durable (a completed flush or compaction, or a clean open).
+    synced: u64,
     broken: bool,
+}
+
+impl Writer {
+    fn new(file: Arc<File>, salt: Salt, end: u64, marked: u64) -> Self {
+        Self {
+            file,
+            salt,
+            end,
+            marked,
+            mark_end: end,
+            compact_after: 0,
+            synced: marked,
+            broken: false,
+        }
+    }
+
+    /// Appends `record`, sealed for its place at the end; on failure rolls a partial append
+    /// back (or, when that fails too, refuses further writes).
+    fn append(&mut self, mut record: log::Record) -> io::Result<(log::Record, u64)> {
+        let at = self.end;
+        record.seal(&self.salt, at);
+        if let Err(e) = self.file.write_all_at(&record.bytes, at) {
+            if self.file.set_len(at).is_err() {
+                self.broken = true;
+            }
+            return Err(e);
+        }
+        self.end += record.bytes.len() as u64;
+        Ok((record, at))
+    }
 }
 
 struct State {
     file: Arc<File>,
-    index: Index,
+    index: Keys,
 }
 
 impl std::fmt::Debug for DiskStorage {
@@ -140,7 +232,7 @@ impl std::fmt::Debug for DiskStorage {
         let state = self.inner.read_state();
         f.debug_struct("DiskStorage")
             .field("dir", &self.inner.dir)
-            .field("records", &state.index.map.len())
+            .field("index", &state.index)
             .finish_non_exhaustive()
     }
 }
@@ -158,7 +250,7 @@ impl DiskStorage {
     /// [`DiskStorage::open`] with explicit [`DiskOptions`].
     pub fn open_with(path: impl AsRef<Path>, options: DiskOptions) -> Result<Self, DiskError> {
         let dir = path.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir)?;
+        create_dir_durably(&dir)?;
         let lock = OpenOptions::new()
             .read(true)
             .write(true)
@@ -189,7 +281,7 @@ impl DiskStorage {
                     .create(true)
                     .truncate(true)
                     .open(&scratch)?;
-                file.write_all_at(&log::header(), 0)?;
+                file.write_all_at(&log::header(&log::new_salt()), 0)?;
                 file.sync_all()?;
                 std::fs::rename(&scratch, &log_path)?;
                 sync_dir(&dir)?;
@@ -197,35 +289,24 @@ impl DiskStorage {
             }
             Err(e) => return Err(e.into()),
         };
-        let (index, end) = match log::replay(&file)? {
-            Replay::Done { index, valid_len } => (index, valid_len),
-            Replay::NotALog => return Err(DiskError::NotALog { path: log_path }),
-            Replay::Version(found) => {
-                return Err(DiskError::UnsupportedFormat { found, supported: log::LOG_VERSION })
-            }
-            Replay::Corrupt { offset } => return Err(DiskError::Corrupt { offset }),
+        let index = if options.persistent_index {
+            Keys::Persistent(Box::new(lsm::Lsm::new(
+                dir.join(INDEX_DIR),
+                options.memtable_entries,
+            )?))
+        } else {
+            Keys::Memory(Index::default())
         };
-        let file_len = file.metadata()?.len();
-        if file_len != end {
-            // Only an unflushed tail can be torn by a crash; more than that means damage, which
-            // a checksummed log can detect but not repair.
-            tracing::warn!(
-                dir = %dir.display(),
-                kept = end,
-                dropped = file_len - end,
-                "cut a torn or damaged tail off the store log"
-            );
-            file.set_len(end)?;
-            file.sync_all()?;
-        }
+        let (file, index, salt, end, marked) = recover(&dir, file, index, log_path)?;
         let file = Arc::new(file);
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
                 options,
                 compactions: AtomicU64::new(0),
+                compaction_failures: AtomicU64::new(0),
                 _lock: lock,
-                writer: Mutex::new(Writer { file: file.clone(), end, broken: false }),
+                writer: Mutex::new(Writer::new(file.clone(), salt, end, marked)),
                 state: RwLock::new(State { file, index }),
             }),
         })
@@ -236,9 +317,10 @@ impl DiskStorage {
         &self.inner.dir
     }
 
-    /// Number of live records.
+    /// Number of live records. With [`DiskOptions::persistent_index`] this merges the whole
+    /// index (and reports 0 if that fails).
     pub fn len(&self) -> usize {
-        self.inner.read_state().index.map.len()
+        self.inner.read_state().index.len().unwrap_or(0)
     }
 
     /// True without live records.
@@ -256,11 +338,33 @@ impl DiskStorage {
         self.inner.compactions.load(Ordering::Relaxed)
     }
 
+    /// Compactions that failed (and left the old log in use) in this handle so far.
+    pub fn compaction_failures(&self) -> u64 {
+        self.inner.compaction_failures.load(Ordering::Relaxed)
+    }
+
     /// Rewrites the log with only the live records, now. The result is durable (it also
     /// flushes every earlier write).
     pub async fn compact(&self) -> io::Result<()> {
         let inner = self.inner.clone();
         offload(move || inner.compact()).await
+    }
+}
+
+impl Drop for Inner {
+    /// Writes the persistent index's in-memory table out, so the next open replays nothing.
+    fn drop(&mut self) {
+        let writer = self.writer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if writer.broken {
+            return;
+        }
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Keys::Persistent(lsm) = &mut state.index {
+            let written = writer.file.sync_data().and_then(|()| lsm.spill(writer.end, writer.end));
+            if let Err(error) = written {
+                tracing::warn!(%error, "could not write the index table out on close");
+            }
+        }
     }
 }
 
@@ -282,28 +386,64 @@ impl Inner {
         if batch.is_empty() {
             return Ok(false);
         }
-        let encoded = log::encode(batch)?;
+        let record = log::encode_batch(batch, log::MAX_RECORD)?;
         let mut writer = self.lock_writer()?;
-        let at = writer.end;
-        if let Err(e) = writer.file.write_all_at(&encoded.bytes, at) {
-            // Roll back a partial append so the next record starts at a clean boundary.
-            if writer.file.set_len(at).is_err() {
-                writer.broken = true;
-            }
+        let (record, at) = writer.append(record)?;
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = record.apply(&mut state.index, at) {
+            // The record is in the log but not wholly in the index: only a reopen (which
+            // replays it) brings them back together.
+            writer.broken = true;
             return Err(e);
         }
-        writer.end += encoded.bytes.len() as u64;
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        encoded.apply(&mut state.index, at);
+        match state.index.maybe_spill(writer.end, writer.synced) {
+            Ok(_) => {}
+            // The batch is in; the table stays in memory and is written out after a later
+            // write.
+            Err(error) => tracing::warn!(%error, "could not write the index table out"),
+        }
         Ok(writer.end >= self.options.compact_min_len
-            && writer.end > COMPACT_RATIO * state.index.live_bytes)
+            && writer.end >= writer.compact_after
+            && state.index.mostly_garbage(writer.end, COMPACT_RATIO))
     }
 
     fn flush(&self) -> io::Result<()> {
-        let file = self.lock_writer()?.file.clone();
+        let (file, end) = {
+            let writer = self.lock_writer()?;
+            (writer.file.clone(), writer.end)
+        };
         file.sync_data().inspect_err(|_| {
             self.writer.lock().unwrap_or_else(PoisonError::into_inner).broken = true;
-        })
+        })?;
+        // Record how far this flush reached, so that damage before it is refused on open rather
+        // than cut. The mark itself becomes durable with the next flush.
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let stale = writer.broken || !Arc::ptr_eq(&writer.file, &file);
+        if !stale {
+            writer.synced = writer.synced.max(end);
+        }
+        // Skipped too when nothing but the last mark was written since it (that mark is now
+        // durable itself).
+        if stale || end <= writer.marked || end == writer.mark_end {
+            return Ok(());
+        }
+        match writer.append(log::encode_mark(end)) {
+            Ok(_) => {
+                writer.marked = end;
+                writer.mark_end = writer.end;
+            }
+            // The flush itself succeeded; without the mark, damage to this stretch would be
+            // cut on open rather than refused.
+            Err(error) => tracing::warn!(%error, "could not append a flush mark to the log"),
+        }
+        Ok(())
+    }
+
+    /// A failed automatic compaction is not tried again until the log has grown by half.
+    fn back_off(&self) {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        writer.compact_after = writer.end + writer.end / 2;
+        self.compaction_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     fn compact(&self) -> io::Result<()> {
@@ -318,14 +458,40 @@ impl Inner {
                 .open(&scratch)?;
             // Writers are excluded by the writer lock, so the index cannot change under us;
             // readers go on reading the old file.
-            let (index, end) = {
-                let state = self.read_state();
-                log::rewrite(&state.file, &state.index, &new, COMPACT_CHUNK)?
+            let salt = log::new_salt();
+            let state = self.read_state();
+            let (index, end) = match &state.index {
+                Keys::Memory(index) => {
+                    let (index, end) = log::rewrite(
+                        &state.file,
+                        index,
+                        &new,
+                        &salt,
+                        COMPACT_CHUNK,
+                        log::MAX_RECORD,
+                    )?;
+                    (Rebuilt::Memory(index), end)
+                }
+                Keys::Persistent(lsm) => {
+                    let (mut sink, id) = lsm.begin_replace()?;
+                    let end = log::rewrite_into(
+                        &state.file,
+                        lsm.live()?,
+                        &new,
+                        &salt,
+                        COMPACT_CHUNK,
+                        log::MAX_RECORD,
+                        &mut sink,
+                    )?;
+                    sink.finish()?;
+                    (Rebuilt::Run(lsm.open_replacement(id)?), end)
+                }
             };
+            drop(state);
             new.sync_all()?;
-            Ok::<_, io::Error>((new, index, end))
+            Ok::<_, io::Error>((new, index, salt, end))
         })();
-        let (new, index, end) = match written {
+        let (new, index, salt, end) = match written {
             Ok(written) => written,
             Err(e) => {
                 // The log is untouched; the scratch file is reclaimed now or on the next open.
@@ -341,16 +507,154 @@ impl Inner {
         let dir_synced = sync_dir(&self.dir);
         let new = Arc::new(new);
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        *state = State { file: new.clone(), index };
+        let mut index_error = Ok(());
+        match (index, &mut state.index) {
+            (Rebuilt::Memory(index), keys) => *keys = Keys::Memory(index),
+            (Rebuilt::Run(run), Keys::Persistent(lsm)) => {
+                // The runs of the old log no longer apply: install the one written alongside
+                // the new log (a crash before this manifest lands rebuilds the index on open).
+                index_error = lsm.install(run, salt, end);
+            }
+            (Rebuilt::Run(_), Keys::Memory(_)) => {}
+        }
+        state.file = new.clone();
         // If the rename may not be durable, a crash could bring the old log back without the
         // appends that follow: refuse them.
-        *writer = Writer { file: new, end, broken: dir_synced.is_err() };
+        *writer = Writer::new(new, salt, end, end);
+        writer.broken = dir_synced.is_err() || index_error.is_err();
         self.compactions.fetch_add(1, Ordering::Relaxed);
-        dir_synced
+        dir_synced.and(index_error)
     }
 }
 
+/// Replays the log into `index` and settles its end: a cut padding restored, a torn unflushed
+/// tail cut, a version-1 log converted. Returns the log, the index, its salt, its length and
+/// the durable length claimed so far.
+fn recover(
+    dir: &Path,
+    file: File,
+    mut index: Keys,
+    log_path: PathBuf,
+) -> Result<(File, Keys, Salt, u64, u64), DiskError> {
+    let recovered = match log::replay(&file, &mut index)? {
+        Replay::Done { salt, valid_len, durable_len } => {
+            let file_len = file.metadata()?.len();
+            match file_len.cmp(&valid_len) {
+                std::cmp::Ordering::Equal => (file, index, salt, valid_len, durable_len),
+                std::cmp::Ordering::Less => {
+                    // Only the zero padding after the last record was cut: put it back, so
+                    // the next record starts where replay will look for it.
+                    file.set_len(valid_len)?;
+                    file.sync_all()?;
+                    (file, index, salt, valid_len, durable_len)
+                }
+                std::cmp::Ordering::Greater => {
+                    // Only an unflushed tail is cut: damage before a flush mark was refused.
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        kept = valid_len,
+                        dropped = file_len - valid_len,
+                        "cut a torn tail (written after the last flush) off the store log"
+                    );
+                    file.set_len(valid_len)?;
+                    file.sync_all()?;
+                    if matches!(index, Keys::Memory(_)) {
+                        // A persistent index left here by an earlier open may cover the cut
+                        // stretch, which later appends will reuse: make the next open with it
+                        // rebuild it from the log.
+                        forget_persistent_index(dir)?;
+                    }
+                    (file, index, salt, valid_len, valid_len)
+                }
+            }
+        }
+        Replay::Legacy { index: legacy, valid_len } => {
+            let (file, converted, salt, end) = convert(dir, &file, &legacy)?;
+            let index = match index {
+                Keys::Memory(_) => Keys::Memory(converted),
+                persistent @ Keys::Persistent(_) => {
+                    // Index the converted log from scratch.
+                    let mut persistent = persistent;
+                    log::replay(&file, &mut persistent)?;
+                    persistent
+                }
+            };
+            tracing::info!(
+                dir = %dir.display(),
+                replayed = valid_len,
+                written = end,
+                "converted the store log from format version 1"
+            );
+            (file, index, salt, end, end)
+        }
+        Replay::NotALog => return Err(DiskError::NotALog { path: log_path }),
+        Replay::Version(found) => {
+            return Err(DiskError::UnsupportedFormat { found, supported: log::LOG_VERSION })
+        }
+        Replay::Corrupt { offset } => return Err(DiskError::Corrupt { offset }),
+        Replay::Damaged { offset, durable_len } => {
+            return Err(DiskError::Damaged { offset, durable_len })
+        }
+    };
+    Ok(recovered)
+}
+
+/// Removes the persistent index's manifest, if any, so that its runs are never trusted again.
+fn forget_persistent_index(dir: &Path) -> io::Result<()> {
+    let index = dir.join(INDEX_DIR);
+    match std::fs::remove_file(index.join("MANIFEST")) {
+        Ok(()) => sync_dir(&index),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Converts a version-1 log, replayed into `index`, to the current format: written aside,
+/// synced, then renamed over the old log (a crash leaves either log whole).
+fn convert(dir: &Path, old: &File, index: &Index) -> io::Result<(File, Index, Salt, u64)> {
+    let scratch = dir.join(COMPACT_FILE);
+    let new =
+        OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&scratch)?;
+    let salt = log::new_salt();
+    let (index, end) = log::rewrite(old, index, &new, &salt, COMPACT_CHUNK, log::MAX_RECORD)?;
+    new.sync_all()?;
+    std::fs::rename(&scratch, dir.join(LOG_FILE))?;
+    sync_dir(dir)?;
+    Ok((new, index, salt, end))
+}
+
+/// Creates `dir` and any missing parent, and syncs the parent of each directory it created, so
+/// the new entries survive power loss.
+fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
+        if path.exists() {
+            break;
+        }
+        missing.push(path);
+        at = path.parent();
+    }
+    std::fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        match created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => sync_dir(parent)?,
+            None => sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}
+
+/// The index a compaction built for the new log.
+enum Rebuilt {
+    Memory(Index),
+    /// The run written for the persistent index.
+    Run(Arc<lsm::Run>),
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    tests::SYNCED_DIRS.with(|d| d.borrow_mut().push(dir.to_path_buf()));
     File::open(dir)?.sync_all()
 }
 
@@ -369,8 +673,8 @@ impl StorageBackend for DiskStorage {
     async fn get(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
         let (file, loc) = {
             let state = self.inner.read_state();
-            match state.index.map.get(&key::IndexKey::new(key)) {
-                Some(loc) => (state.file.clone(), *loc),
+            match state.index.get(key)? {
+                Some(loc) => (state.file.clone(), loc),
                 None => return Ok(None),
             }
         };
@@ -388,13 +692,7 @@ impl StorageBackend for DiskStorage {
         }
         let (file, locs) = {
             let state = self.inner.read_state();
-            let locs: Vec<(Vec<u8>, log::Loc)> = state
-                .index
-                .map
-                .range(key::IndexKey::new(start)..key::IndexKey::new(end))
-                .take(limit)
-                .map(|(k, loc)| (k.to_vec(), *loc))
-                .collect();
+            let locs = state.index.range(start, end, limit)?;
             (state.file.clone(), locs)
         };
         locs.into_iter().map(|(k, loc)| Ok((k, log::read_value(&file, loc)?))).collect()
@@ -405,6 +703,7 @@ impl StorageBackend for DiskStorage {
             // The batch is in; a failed compaction leaves the log valid and is retried after
             // the next write, so it is not this write's error.
             if let Err(error) = self.compact().await {
+                self.inner.back_off();
                 tracing::warn!(%error, dir = %self.inner.dir.display(), "log compaction failed");
             }
         }
@@ -418,128 +717,4 @@ impl StorageBackend for DiskStorage {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn batch(ops: &[(&[u8], Option<&[u8]>)]) -> WriteBatch {
-        let mut b = WriteBatch::new();
-        for (k, v) in ops {
-            match v {
-                Some(v) => b.put(k.to_vec(), v.to_vec()),
-                None => b.delete(k.to_vec()),
-            };
-        }
-        b
-    }
-
-    #[tokio::test]
-    async fn reopen_replays_and_cuts_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = DiskStorage::open(dir.path()).unwrap();
-            s.write(batch(&[(b"a", Some(b"1")), (b"b", Some(b"2"))])).await.unwrap();
-            s.write(batch(&[(b"a", None), (b"c", Some(b"3"))])).await.unwrap();
-            s.flush().await.unwrap();
-        }
-        let log = dir.path().join(LOG_FILE);
-        let good = std::fs::metadata(&log).unwrap().len();
-        // A torn append: a record header promising more than was written.
-        let f = OpenOptions::new().append(true).open(&log).unwrap();
-        f.write_all_at(&[200, 0, 0, 0, 1, 2, 3, 4, 9, 9], good).unwrap();
-        let s = DiskStorage::open(dir.path()).unwrap();
-        assert_eq!(s.get(b"a").await.unwrap(), None);
-        assert_eq!(s.get(b"b").await.unwrap().as_deref(), Some(&b"2"[..]));
-        assert_eq!(s.get(b"c").await.unwrap().as_deref(), Some(&b"3"[..]));
-        assert_eq!(std::fs::metadata(&log).unwrap().len(), good);
-    }
-
-    #[tokio::test]
-    async fn bad_checksum_ends_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = DiskStorage::open(dir.path()).unwrap();
-            s.write(batch(&[(b"a", Some(b"1"))])).await.unwrap();
-            s.write(batch(&[(b"b", Some(b"2"))])).await.unwrap();
-        }
-        let log = dir.path().join(LOG_FILE);
-        let len = std::fs::metadata(&log).unwrap().len();
-        let f = OpenOptions::new().write(true).open(&log).unwrap();
-        f.write_all_at(b"X", len - 1).unwrap();
-        let s = DiskStorage::open(dir.path()).unwrap();
-        assert_eq!(s.get(b"a").await.unwrap().as_deref(), Some(&b"1"[..]));
-        assert_eq!(s.get(b"b").await.unwrap(), None);
-    }
-
-    #[test]
-    fn second_open_is_locked_and_foreign_files_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = DiskStorage::open(dir.path()).unwrap();
-        let err = DiskStorage::open(dir.path()).unwrap_err();
-        assert!(matches!(err, DiskError::Locked { .. }));
-        assert!(err.to_string().starts_with("store is locked by another process"));
-        drop(first);
-        drop(DiskStorage::open(dir.path()).unwrap());
-
-        std::fs::write(dir.path().join(LOG_FILE), b"CORESTORELOG\x07\0\0\0").unwrap();
-        assert!(matches!(
-            DiskStorage::open(dir.path()),
-            Err(DiskError::UnsupportedFormat { found: 7, supported: 1 })
-        ));
-        std::fs::write(dir.path().join(LOG_FILE), b"something else entirely").unwrap();
-        assert!(matches!(DiskStorage::open(dir.path()), Err(DiskError::NotALog { .. })));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn readers_never_see_half_a_batch_even_across_compactions() {
-        let dir = tempfile::tempdir().unwrap();
-        let s =
-            DiskStorage::open_with(dir.path(), DiskOptions::default().compact_min_len(64 << 10))
-                .unwrap();
-        let writer = {
-            let s = s.clone();
-            tokio::spawn(async move {
-                for n in 0u32..2000 {
-                    let v = n.to_be_bytes().repeat(64);
-                    s.write(batch(&[(b"a", Some(&v)), (b"b", Some(&v)), (b"c", Some(&v))]))
-                        .await
-                        .unwrap();
-                }
-            })
-        };
-        let mut last = Vec::new();
-        while !writer.is_finished() {
-            let rows = s.scan(b"a", b"d", 10).await.unwrap();
-            if let Some((_, first)) = rows.first() {
-                assert_eq!(rows.len(), 3);
-                assert!(rows.iter().all(|(_, v)| v == first), "a torn batch was visible");
-                assert!(*first >= last, "a read went back in time");
-                last.clone_from(first);
-            }
-            tokio::task::yield_now().await;
-        }
-        writer.await.unwrap();
-        assert!(s.compactions() > 0);
-    }
-
-    #[tokio::test]
-    async fn compaction_keeps_live_records_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = DiskStorage::open(dir.path()).unwrap();
-        for round in 0..50u8 {
-            s.write(batch(&[(b"k", Some(&[round; 1000])), (&[round], Some(b"v"))])).await.unwrap();
-        }
-        let mut range = WriteBatch::new();
-        range.delete_range(vec![10], vec![40]);
-        s.write(range).await.unwrap();
-        let before = s.log_len();
-        s.compact().await.unwrap();
-        assert!(s.log_len() < before / 10);
-        assert_eq!(s.len(), 21);
-        drop(s);
-        let s = DiskStorage::open(dir.path()).unwrap();
-        assert_eq!(s.get(b"k").await.unwrap(), Some(vec![49; 1000]));
-        assert_eq!(s.get(&[9]).await.unwrap().as_deref(), Some(&b"v"[..]));
-        assert_eq!(s.get(&[10]).await.unwrap(), None);
-        assert_eq!(s.scan(&[0], &[255], 100).await.unwrap().len(), 21);
-    }
-}
+mod tests;

@@ -8,12 +8,31 @@ use super::{
 
 impl Replicator {
     pub(super) fn on_data(&mut self, id: PeerId, data: Data) {
+        if data.request == 0 && data.upgrade.as_ref().is_some_and(|u| u.start == 0) {
+            // Always heard: a possible conflict proof (two signed trees at one fork).
+            self.actions.push_back(Action::CheckConflict { peer: id, data });
+            return;
+        }
         let Some(inflight) = self.inflight.get_mut(&data.request) else { return };
         if inflight.peer != id || !matches(&inflight.request, &data) {
             return; // not an answer to a request of ours (JavaScript's `_matchingRequest`)
         }
         inflight.block_bytes = data.block.as_ref().map_or(0, |b| b.value.len() as u64);
-        self.actions.push_back(Action::Verify { peer: id, data });
+        let request = data.request;
+        match inflight.what {
+            Wanted::Block(_) | Wanted::Upgrade => {
+                self.actions.push_back(Action::Verify { peer: id, data });
+            }
+            Wanted::ForkProof => {
+                self.actions.push_back(Action::VerifyForkProof { peer: id, request, data });
+            }
+            Wanted::ReorgHash => {
+                if let Some(reorg) = self.reorg.as_mut().and_then(|r| r.pending.take()) {
+                    let reorg = Box::new(reorg);
+                    self.actions.push_back(Action::ReorgAnswer { peer: id, request, data, reorg });
+                }
+            }
+        }
     }
 
     /// The outcome of an [`Action::Verify`] for the answer to `request`.
@@ -30,7 +49,7 @@ impl Replicator {
             return;
         }
         let bytes = inflight.block_bytes;
-        self.forget_request(request);
+        self.release_request(request, result.is_err());
         match result {
             Ok(applied) => {
                 if let Some(p) = self.peers.get_mut(&id) {
@@ -75,8 +94,14 @@ impl Replicator {
         if let Some(p) = self.peers.get_mut(&id) {
             match what {
                 Wanted::Block(index) => p.has.set_range(index, index + 1, false),
-                Wanted::Upgrade => p.upgrade_failed_at = Some(p.remote.length),
+                // No retry from this peer until it announces another length.
+                Wanted::Upgrade | Wanted::ForkProof | Wanted::ReorgHash => {
+                    p.upgrade_failed_at = Some(p.remote.length);
+                }
             }
+        }
+        if matches!(what, Wanted::ForkProof | Wanted::ReorgHash) {
+            self.reorg = None;
         }
         self.schedule(core, now);
     }
@@ -119,7 +144,7 @@ impl Replicator {
     ) -> RangeId {
         let id = RangeId(self.next_range);
         self.next_range += 1;
-        self.ranges.insert(id, RangeWant { start, end });
+        self.ranges.insert(id, RangeWant { start, end, cursor: start });
         self.schedule(core, now);
         id
     }
@@ -143,12 +168,25 @@ impl Replicator {
         }
     }
 
+    /// A request that will not be answered (failed, cancelled, timed out, peer gone): its block
+    /// may be asked for again.
     pub(super) fn forget_request(&mut self, id: u64) {
+        self.release_request(id, true);
+    }
+
+    /// Drops request `id`; with `rewind`, range scans go back to its block so it is asked for
+    /// again (a block that was stored needs no rewind).
+    pub(super) fn release_request(&mut self, id: u64, rewind: bool) {
         let Some(r) = self.inflight.remove(&id) else { return };
         match r.what {
             Wanted::Block(index) => {
                 if self.inflight_blocks.get(&index) == Some(&id) {
                     self.inflight_blocks.remove(&index);
+                }
+                if rewind {
+                    for range in self.ranges.values_mut() {
+                        range.cursor = range.cursor.min(index);
+                    }
                 }
             }
             Wanted::Upgrade => {
@@ -156,6 +194,7 @@ impl Replicator {
                     self.upgrade_inflight = None;
                 }
             }
+            Wanted::ForkProof | Wanted::ReorgHash => {}
         }
         if let Some(p) = self.peers.get_mut(&r.peer) {
             p.inflight = p.inflight.saturating_sub(1);
@@ -177,6 +216,7 @@ impl Replicator {
                 self.inflight_blocks.insert(index, id);
             }
             Wanted::Upgrade => self.upgrade_inflight = Some(id),
+            Wanted::ForkProof | Wanted::ReorgHash => {}
         }
         if let Some(p) = self.peers.get_mut(&peer) {
             p.inflight += 1;
@@ -262,22 +302,33 @@ impl Replicator {
             }
         }
         if found.is_none() {
-            'ranges: for r in self.ranges.values() {
+            let contiguous = core.contiguous_length();
+            'ranges: for r in self.ranges.values_mut() {
                 let end = r.end.unwrap_or(length).min(length);
-                let mut index = r.start.max(core.contiguous_length());
+                let mut index = r.start.max(contiguous).max(r.cursor);
+                // While every block from the cursor on is stored or in flight, the cursor
+                // follows: the next scan starts past them (a failed request rewinds it).
+                let mut settled = true;
                 let mut scanned = 0;
                 while index < end && scanned < SCAN_LIMIT {
                     if !core.has(index) && !self.inflight_blocks.contains_key(&index) {
                         if peer.has_block(index) {
                             found = Some((index, 0));
+                            if settled {
+                                r.cursor = index + 1;
+                            }
                             break 'ranges;
                         }
+                        settled = false;
                         if want.is_none() {
                             want = Some(index);
                         }
                     }
                     index += 1;
                     scanned += 1;
+                    if settled {
+                        r.cursor = index;
+                    }
                 }
             }
         }

@@ -13,6 +13,7 @@
 //! storage only through `corestore-hypercore`'s verifier.
 
 mod download;
+mod fork;
 mod upload;
 
 use download::can_upgrade_from;
@@ -46,6 +47,10 @@ const SCAN_LIMIT: u64 = 4096;
 enum Wanted {
     Block(u64),
     Upgrade,
+    /// The full signed tree of a peer's higher fork (spec §5.6b).
+    ForkProof,
+    /// A bisection step of a reorg towards the common ancestor.
+    ReorgHash,
 }
 
 #[derive(Debug)]
@@ -64,6 +69,8 @@ struct RangeWant {
     start: u64,
     /// `None`: live, up to whatever length the core reaches.
     end: Option<u64>,
+    /// Every block of the range below this is stored or in flight.
+    cursor: u64,
 }
 
 /// A download range handle of [`Replicator::want_range`].
@@ -86,6 +93,8 @@ pub struct Replicator {
     next_range: u64,
     downloading: bool,
     extensions: Vec<String>,
+    /// The reorg in progress, with the peer that drives it.
+    reorg: Option<fork::ReorgState>,
     actions: VecDeque<Action>,
 }
 
@@ -94,7 +103,7 @@ impl Replicator {
     pub fn new(config: ReplicatorConfig) -> Self {
         let mut ranges = BTreeMap::new();
         if config.eager {
-            ranges.insert(RangeId(0), RangeWant { start: 0, end: None });
+            ranges.insert(RangeId(0), RangeWant { start: 0, end: None, cursor: 0 });
         }
         Self {
             config,
@@ -109,6 +118,7 @@ impl Replicator {
             next_range: 1,
             downloading: true,
             extensions: Vec::new(),
+            reorg: None,
             actions: VecDeque::new(),
         }
     }
@@ -141,6 +151,7 @@ impl Replicator {
     /// an `update()` has nothing more to wait for.
     pub fn is_settled(&self, core: &impl CoreView) -> bool {
         self.upgrade_inflight.is_none()
+            && self.reorg.is_none()
             && self.peers.values().all(|p| p.synced && !can_upgrade_from(p, core))
     }
 
@@ -238,6 +249,9 @@ impl Replicator {
     }
 
     fn forget_peer_requests(&mut self, peer: PeerId) {
+        if self.reorg.as_ref().is_some_and(|r| r.peer == peer) {
+            self.reorg = None;
+        }
         let gone: Vec<u64> =
             self.inflight.iter().filter(|(_, r)| r.peer == peer).map(|(id, _)| *id).collect();
         for id in gone {
@@ -308,6 +322,7 @@ impl Replicator {
         if sync.fork == core.fork() && core.length() > sync.length && length_changed {
             self.send_sync(id, core);
         }
+        self.maybe_reorg(id, core, now);
         self.schedule(core, now);
     }
 

@@ -1,0 +1,328 @@
+//! Immutable sorted index runs of the persistent index ([`super::lsm`]): key → value position
+//! (or a deletion), in checksummed blocks of about 4 KiB, with the first key of every block
+//! kept in memory.
+//!
+//! ```text
+//! run    = block* fences footer
+//! block  = entry*                                  (checksum in its fence)
+//! entry  = klen:u32le key 00                       deleted
+//!        | klen:u32le key 01 offset:u64le len:u32le
+//! fences = (klen:u32le first_key llen:u32le last_key offset:u64le len:u32le crc32:u32le)*
+//! footer = fences_offset:u64le fences_len:u32le fences_crc32:u32le entries:u64le "CSRUN001"
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::index::Loc;
+use super::key::IndexKey;
+
+const BLOCK: usize = 4096;
+/// A block never spans two key prefixes of this length (`03 ‖ core id ‖ kind` in the schema),
+/// so a lookup that falls between two sections of a run (past the last block of a core, say)
+/// is answered from the fences without a read.
+const SECTION: usize = 10;
+const FOOTER_LEN: usize = 32;
+const MAGIC: &[u8; 8] = b"CSRUN001";
+/// Refuse fence tables above this size (a damaged footer must not allocate unbounded memory).
+const MAX_FENCES: usize = 1 << 30;
+
+fn bad(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+fn word(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn dword(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// One entry: a key and its value position, or `None` for a deletion.
+pub(super) type Entry = (Vec<u8>, Option<Loc>);
+
+fn section(key: &[u8]) -> &[u8] {
+    key.get(..SECTION.min(key.len())).unwrap_or_default()
+}
+
+/// Writes a run from entries in strictly ascending key order.
+pub(super) struct RunWriter {
+    file: File,
+    block: Vec<u8>,
+    first: Option<Vec<u8>>,
+    last: Vec<u8>,
+    fences: Vec<u8>,
+    offset: u64,
+    entries: u64,
+}
+
+impl RunWriter {
+    /// Creates (truncating) the run file at `path`.
+    pub(super) fn create(path: &Path) -> io::Result<Self> {
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        Ok(Self {
+            file,
+            block: Vec::with_capacity(BLOCK + 256),
+            first: None,
+            last: Vec::new(),
+            fences: Vec::new(),
+            offset: 0,
+            entries: 0,
+        })
+    }
+
+    /// Adds the next entry (keys must ascend).
+    pub(super) fn add(&mut self, key: &[u8], loc: Option<Loc>) -> io::Result<()> {
+        let klen = u32::try_from(key.len()).map_err(|_| bad("index key too long"))?;
+        if self.first.as_deref().is_some_and(|first| section(first) != section(key)) {
+            self.end_block()?;
+        }
+        if self.first.is_none() {
+            self.first = Some(key.to_vec());
+        }
+        self.last.clear();
+        self.last.extend_from_slice(key);
+        self.block.extend_from_slice(&klen.to_le_bytes());
+        self.block.extend_from_slice(key);
+        match loc {
+            None => self.block.push(0),
+            Some(loc) => {
+                self.block.push(1);
+                self.block.extend_from_slice(&loc.offset.to_le_bytes());
+                self.block.extend_from_slice(&loc.len.to_le_bytes());
+            }
+        }
+        self.entries += 1;
+        if self.block.len() >= BLOCK {
+            self.end_block()?;
+        }
+        Ok(())
+    }
+
+    fn end_block(&mut self) -> io::Result<()> {
+        let Some(first) = self.first.take() else { return Ok(()) };
+        let len = u32::try_from(self.block.len()).map_err(|_| bad("index block too long"))?;
+        self.file.write_all_at(&self.block, self.offset)?;
+        for key in [&first, &self.last] {
+            let klen = u32::try_from(key.len()).map_err(|_| bad("index key too long"))?;
+            self.fences.extend_from_slice(&klen.to_le_bytes());
+            self.fences.extend_from_slice(key);
+        }
+        self.fences.extend_from_slice(&self.offset.to_le_bytes());
+        self.fences.extend_from_slice(&len.to_le_bytes());
+        self.fences.extend_from_slice(&crc32fast::hash(&self.block).to_le_bytes());
+        self.offset += u64::from(len);
+        self.block.clear();
+        Ok(())
+    }
+
+    /// Writes the fences and footer and syncs the file.
+    pub(super) fn finish(mut self) -> io::Result<()> {
+        self.end_block()?;
+        let fences_len = u32::try_from(self.fences.len()).map_err(|_| bad("fences too long"))?;
+        self.file.write_all_at(&self.fences, self.offset)?;
+        let mut footer = Vec::with_capacity(FOOTER_LEN);
+        footer.extend_from_slice(&self.offset.to_le_bytes());
+        footer.extend_from_slice(&fences_len.to_le_bytes());
+        footer.extend_from_slice(&crc32fast::hash(&self.fences).to_le_bytes());
+        footer.extend_from_slice(&self.entries.to_le_bytes());
+        footer.extend_from_slice(MAGIC);
+        self.file.write_all_at(&footer, self.offset + u64::from(fences_len))?;
+        self.file.sync_all()
+    }
+}
+
+struct Fence {
+    first: IndexKey,
+    last: IndexKey,
+    offset: u64,
+    len: u32,
+    crc: u32,
+}
+
+/// An open run: the file and the first key of each block.
+pub(super) struct Run {
+    pub(super) id: u64,
+    file: File,
+    fences: Vec<Fence>,
+    pub(super) entries: u64,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("id", &self.id)
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Run {
+    /// Opens the run file at `path`, checking its footer and fences.
+    pub(super) fn open(path: &Path, id: u64) -> io::Result<Self> {
+        let file = File::open(path)?;
+        let bytes = file.metadata()?.len();
+        let footer_at =
+            bytes.checked_sub(FOOTER_LEN as u64).ok_or_else(|| bad("index run too short"))?;
+        let mut footer = [0u8; FOOTER_LEN];
+        file.read_exact_at(&mut footer, footer_at)?;
+        if &footer[24..] != MAGIC {
+            return Err(bad("not an index run"));
+        }
+        let fences_at = dword(&footer, 0).ok_or_else(|| bad("index run footer"))?;
+        let fences_len = word(&footer, 8).ok_or_else(|| bad("index run footer"))? as usize;
+        let crc = word(&footer, 12).ok_or_else(|| bad("index run footer"))?;
+        let entries = dword(&footer, 16).ok_or_else(|| bad("index run footer"))?;
+        if fences_len > MAX_FENCES || fences_at + fences_len as u64 != footer_at {
+            return Err(bad("index run fences out of bounds"));
+        }
+        let mut raw = vec![0u8; fences_len];
+        file.read_exact_at(&mut raw, fences_at)?;
+        if crc32fast::hash(&raw) != crc {
+            return Err(bad("index run fences damaged"));
+        }
+        let mut fences = Vec::new();
+        let mut at = 0;
+        while at < raw.len() {
+            let klen = word(&raw, at).ok_or_else(|| bad("index run fence"))? as usize;
+            let key = raw.get(at + 4..at + 4 + klen).ok_or_else(|| bad("index run fence"))?;
+            let mid = at + 4 + klen;
+            let last_klen = word(&raw, mid).ok_or_else(|| bad("index run fence"))? as usize;
+            let last =
+                raw.get(mid + 4..mid + 4 + last_klen).ok_or_else(|| bad("index run fence"))?;
+            let tail = mid + 4 + last_klen;
+            let offset = dword(&raw, tail).ok_or_else(|| bad("index run fence"))?;
+            let len = word(&raw, tail + 8).ok_or_else(|| bad("index run fence"))?;
+            let crc = word(&raw, tail + 12).ok_or_else(|| bad("index run fence"))?;
+            if offset + u64::from(len) > fences_at {
+                return Err(bad("index run block out of bounds"));
+            }
+            fences.push(Fence {
+                first: IndexKey::new(key),
+                last: IndexKey::new(last),
+                offset,
+                len,
+                crc,
+            });
+            at = tail + 16;
+        }
+        Ok(Self { id, file, fences, entries })
+    }
+
+    fn raw_block(&self, n: usize) -> io::Result<Vec<u8>> {
+        let Some(fence) = self.fences.get(n) else { return Ok(Vec::new()) };
+        let mut raw = vec![0u8; fence.len as usize];
+        self.file.read_exact_at(&mut raw, fence.offset)?;
+        if crc32fast::hash(&raw) != fence.crc {
+            return Err(bad("index run block damaged"));
+        }
+        Ok(raw)
+    }
+
+    /// The block that may hold `key`: the last one whose first key is not above it.
+    fn block_for(&self, key: &IndexKey) -> usize {
+        self.fences.partition_point(|f| f.first <= *key).saturating_sub(1)
+    }
+
+    /// The entry for `key`: `Some(None)` when this run records its deletion.
+    // Three cases on purpose: not in this run (look in older runs), deleted here, live here.
+    #[allow(clippy::option_option)]
+    pub(super) fn get(&self, key: &[u8]) -> io::Result<Option<Option<Loc>>> {
+        let k = IndexKey::new(key);
+        let n = self.block_for(&k);
+        // Outside every block's key range: not in this run, and no read.
+        match self.fences.get(n) {
+            Some(f) if f.first <= k && k <= f.last => {}
+            _ => return Ok(None),
+        }
+        let raw = self.raw_block(n)?;
+        let mut at = 0;
+        while at < raw.len() {
+            let (entry, loc, next) = parse_entry(&raw, at)?;
+            match entry.cmp(key) {
+                std::cmp::Ordering::Less => at = next,
+                std::cmp::Ordering::Equal => return Ok(Some(loc)),
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        Ok(None)
+    }
+
+    /// A cursor at the first entry with a key at or above `start`.
+    pub(super) fn cursor(&self, start: &[u8]) -> io::Result<Cursor<'_>> {
+        let n = self.block_for(&IndexKey::new(start));
+        let mut cursor = Cursor { run: self, block: n, raw: self.raw_block(n)?, at: 0, head: None };
+        cursor.fill()?;
+        while cursor.head().is_some_and(|(k, _)| k < start) {
+            cursor.advance();
+            cursor.fill()?;
+        }
+        Ok(cursor)
+    }
+}
+
+/// The entry at `at` of a block: its key, value position (or deletion), and the next entry's
+/// offset.
+fn parse_entry(raw: &[u8], at: usize) -> io::Result<(&[u8], Option<Loc>, usize)> {
+    let klen = word(raw, at).ok_or_else(|| bad("index entry"))? as usize;
+    let start = at + 4;
+    let key = raw.get(start..start + klen).ok_or_else(|| bad("index entry"))?;
+    let at = start + klen;
+    match raw.get(at) {
+        Some(0) => Ok((key, None, at + 1)),
+        Some(1) => {
+            let offset = dword(raw, at + 1).ok_or_else(|| bad("index entry"))?;
+            let len = word(raw, at + 9).ok_or_else(|| bad("index entry"))?;
+            Ok((key, Some(Loc { offset, len }), at + 13))
+        }
+        _ => Err(bad("index entry")),
+    }
+}
+
+/// Reads a run in key order, one block in memory at a time.
+pub(super) struct Cursor<'a> {
+    run: &'a Run,
+    block: usize,
+    raw: Vec<u8>,
+    at: usize,
+    /// The parsed entry at `at`: key range in `raw`, value position, next entry's offset.
+    head: Option<(usize, usize, Option<Loc>, usize)>,
+}
+
+impl Cursor<'_> {
+    /// Parses the entry under the cursor (loading the next block when this one is done).
+    pub(super) fn fill(&mut self) -> io::Result<()> {
+        if self.head.is_some() {
+            return Ok(());
+        }
+        while self.at >= self.raw.len() {
+            if self.block + 1 >= self.run.fences.len() {
+                return Ok(());
+            }
+            self.block += 1;
+            self.raw = self.run.raw_block(self.block)?;
+            self.at = 0;
+        }
+        let (key, loc, next) = parse_entry(&self.raw, self.at)?;
+        let start = self.at + 4;
+        self.head = Some((start, start + key.len(), loc, next));
+        Ok(())
+    }
+
+    /// The entry under the cursor, once [`Cursor::fill`] has run.
+    pub(super) fn head(&self) -> Option<(&[u8], Option<Loc>)> {
+        let (start, end, loc, _) = self.head?;
+        Some((self.raw.get(start..end)?, loc))
+    }
+
+    /// Moves past the entry under the cursor.
+    pub(super) fn advance(&mut self) {
+        if let Some((_, _, _, next)) = self.head.take() {
+            self.at = next;
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Damage to the log of a `DiskStorage`: lost pages end the log, record-shaped bytes inside
+//! values are never replayed, damage to flushed data is refused (never cut), and a store
+//! written in log format version 1 opens and is converted once.
+#![cfg(unix)] // DiskStorage is Unix-only.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use corestore_keys::{KeyPair, Manifest, Namespace, PrimaryKey};
+use corestore_storage::{
+    CoreAuth, DiskError, DiskStorage, Hints, Storage, StorageBackend, StoredKeyPair, StoredNode,
+    TreeHead, WriteBatch,
+};
+
+fn put(key: &[u8], value: &[u8]) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    b.put(key.to_vec(), value.to_vec());
+    b
+}
+
+/// Writes `batches` (not flushed) and returns the log length after each.
+async fn write_all(dir: &Path, batches: Vec<WriteBatch>, flush: bool) -> Vec<u64> {
+    let disk = DiskStorage::open(dir).unwrap();
+    let mut ends = vec![disk.log_len()];
+    for b in batches {
+        disk.write(b).await.unwrap();
+        ends.push(disk.log_len());
+    }
+    if flush {
+        disk.flush().await.unwrap();
+    }
+    ends
+}
+
+fn log(dir: &Path) -> std::path::PathBuf {
+    dir.join("data.log")
+}
+
+fn zero(dir: &Path, start: u64, end: u64) {
+    let mut bytes = std::fs::read(log(dir)).unwrap();
+    bytes[start as usize..end as usize].fill(0);
+    std::fs::write(log(dir), bytes).unwrap();
+}
+
+/// A record framed as log version 1 frames one (`len crc32 payload`), which older replays
+/// accepted wherever they met it.
+fn v1_record(payload: &[u8]) -> Vec<u8> {
+    let mut record = (payload.len() as u32).to_le_bytes().to_vec();
+    record.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    record.extend_from_slice(payload);
+    record
+}
+
+fn v1_put(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut payload = vec![1];
+    payload.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    payload.extend_from_slice(key);
+    payload.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    payload.extend_from_slice(value);
+    v1_record(&payload)
+}
+
+#[tokio::test]
+async fn a_lost_page_ends_the_log_instead_of_being_walked_through() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4998 bytes make the middle record a multiple of 8 long in either format, so a replay
+    // that accepts all-zero headers would walk the zeros straight to the third record.
+    let ends = write_all(
+        dir.path(),
+        vec![put(b"a", b"1"), put(b"b", &[b'B'; 4998]), put(b"c", b"3")],
+        false,
+    )
+    .await;
+    // Power loss: the pages of the second batch read as zeros.
+    zero(dir.path(), ends[1], ends[2]);
+    let disk = DiskStorage::open(dir.path()).unwrap();
+    assert_eq!(disk.get(b"a").await.unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(disk.get(b"b").await.unwrap(), None);
+    assert_eq!(disk.get(b"c").await.unwrap(), None, "batch 3 replayed without batch 2");
+    assert_eq!(disk.log_len(), ends[1]);
+}
+
+#[tokio::test]
+async fn record_shaped_bytes_inside_a_value_are_never_replayed() {
+    // A core's author plants a record inside a block: a put, and one that does not parse
+    // (which used to make the whole store refuse to open).
+    for planted in [v1_put(b"evil", b"!"), v1_record(&[0xff, 1, 2])] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut value = vec![0u8; 4094];
+        value.extend_from_slice(&planted);
+        value.extend_from_slice(&[0; 64]);
+        let ends =
+            write_all(dir.path(), vec![put(b"a", b"1"), put(b"v", &value), put(b"c", b"3")], false)
+                .await;
+        // Power loss zero-fills the page holding the record header and everything up to the
+        // planted bytes (the value starts 18 bytes into a version-1 record, 26 into this one).
+        let planted_at = (ends[1]..ends[2])
+            .find(|&at| {
+                let bytes = std::fs::read(log(dir.path())).unwrap();
+                bytes[at as usize..].starts_with(&planted)
+            })
+            .unwrap();
+        zero(dir.path(), ends[1], planted_at);
+        let disk = DiskStorage::open(dir.path()).unwrap();
+        let all = disk.scan(&[], &[255; 8], usize::MAX).await.unwrap();
+        assert_eq!(all, vec![(b"a".to_vec(), b"1".to_vec())]);
+    }
+}
+
+#[tokio::test]
+async fn damage_before_a_flush_refuses_to_open_and_keeps_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_all(dir.path(), vec![put(b"a", b"1"), put(b"b", b"BBBBBBBB"), put(b"c", b"3")], true)
+        .await;
+    let mut bytes = std::fs::read(log(dir.path())).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"BBBBBBBB").unwrap();
+    bytes[at] ^= 1;
+    std::fs::write(log(dir.path()), &bytes).unwrap();
+    let err = DiskStorage::open(dir.path()).unwrap_err();
+    assert!(matches!(err, DiskError::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("refusing to open"));
+    assert_eq!(std::fs::read(log(dir.path())).unwrap(), bytes, "the damaged log was changed");
+}
+
+#[tokio::test]
+async fn damage_after_the_last_flush_is_a_torn_tail_and_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let disk = DiskStorage::open(dir.path()).unwrap();
+        disk.write(put(b"a", b"1")).await.unwrap();
+        disk.flush().await.unwrap();
+        disk.write(put(b"b", b"BBBBBBBB")).await.unwrap();
+        disk.write(put(b"c", b"3")).await.unwrap();
+    }
+    let mut bytes = std::fs::read(log(dir.path())).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"BBBBBBBB").unwrap();
+    bytes[at] ^= 1;
+    std::fs::write(log(dir.path()), &bytes).unwrap();
+    let disk = DiskStorage::open(dir.path()).unwrap();
+    let all = disk.scan(&[], &[255; 8], usize::MAX).await.unwrap();
+    assert_eq!(all, vec![(b"a".to_vec(), b"1".to_vec())]);
+}
+
+fn fixture_auth(seed: u8) -> CoreAuth {
+    let kp = KeyPair::from_seed(&[seed; 32]);
+    let manifest = Manifest::single_signer(kp.public_key());
+    let key = manifest.hash();
+    CoreAuth {
+        key,
+        discovery_key: key.discovery_key(),
+        manifest: Some(manifest),
+        key_pair: Some(StoredKeyPair {
+            public_key: kp.public_key(),
+            secret_key: Some(kp.secret_key()),
+        }),
+    }
+}
+
+/// Checks the contents `tests/fixtures/v1-data.log` was written with (by the version-1 code,
+/// through the schema): primary key `[7; 32]`; core 1 (alias `fixture`/`main`) with 40 blocks
+/// appended in 4 batches, then blocks 5..15 deleted, user and local data; core 2 with one block.
+async fn check_fixture(disk: DiskStorage) {
+    let storage = Storage::open(Arc::new(disk)).await.unwrap();
+    assert_eq!(storage.primary_key(), Some(PrimaryKey::from_bytes([7; 32])));
+    let (a, b) = (fixture_auth(1), fixture_auth(2));
+    let ns = Namespace::ROOT.child("fixture");
+    assert_eq!(storage.alias(&ns, b"main").await.unwrap(), Some(a.discovery_key));
+    let core = storage.open_core(&a.discovery_key).await.unwrap().unwrap();
+    assert_eq!(core.auth().await.unwrap(), a);
+    let head = TreeHead { fork: 0, length: 40, tree_hash: [3; 32], signature: vec![9; 64] };
+    assert_eq!(core.head().await.unwrap(), Some(head));
+    assert_eq!(core.hints().await.unwrap(), Hints { contiguous_length: 40 });
+    assert_eq!(core.bitfield_page(0).await.unwrap(), Some(vec![3; 64]));
+    let blocks = core.blocks(0, u64::MAX, usize::MAX).await.unwrap();
+    let want: Vec<u64> = (0..5).chain(15..40).collect();
+    assert_eq!(blocks.iter().map(|(i, _)| *i).collect::<Vec<_>>(), want);
+    for (i, data) in blocks {
+        assert_eq!(data, vec![i as u8; 100 + i as usize]);
+    }
+    let node = StoredNode { size: 139, hash: [39; 32] };
+    assert_eq!(core.tree_node(78).await.unwrap(), Some(node));
+    assert_eq!(core.user_data(b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(core.local_data(b"l").await.unwrap().as_deref(), Some(&b"w"[..]));
+    let other = storage.open_core(&b.discovery_key).await.unwrap().unwrap();
+    assert_eq!(other.block(0).await.unwrap().as_deref(), Some(&b"other core"[..]));
+    assert_eq!(storage.discovery_keys().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_version_1_store_opens_and_is_converted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-data.log");
+    std::fs::copy(fixture, log(dir.path())).unwrap();
+    check_fixture(DiskStorage::open(dir.path()).unwrap()).await;
+    let bytes = std::fs::read(log(dir.path())).unwrap();
+    assert_eq!(&bytes[..16], b"CORESTORELOG\x02\0\0\0", "the log was not converted");
+    // The converted log opens as it is, and takes writes.
+    let disk = DiskStorage::open(dir.path()).unwrap();
+    assert_eq!(std::fs::read(log(dir.path())).unwrap(), bytes);
+    disk.write(put(b"\x09new", b"x")).await.unwrap();
+    disk.flush().await.unwrap();
+    drop(disk);
+    let disk = DiskStorage::open(dir.path()).unwrap();
+    assert_eq!(disk.get(b"\x09new").await.unwrap().as_deref(), Some(&b"x"[..]));
+    check_fixture(disk).await;
+}
+
+#[test]
+fn a_future_log_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut header = b"CORESTORELOG\x03\0\0\0".to_vec();
+    header.extend_from_slice(&[0; 16]);
+    std::fs::write(log(dir.path()), &header).unwrap();
+    let err = DiskStorage::open(dir.path()).unwrap_err();
+    assert!(matches!(err, DiskError::UnsupportedFormat { found: 3, supported: 2 }), "{err}");
+    assert_eq!(std::fs::read(log(dir.path())).unwrap(), header);
+}
