@@ -21,6 +21,16 @@ struct Cli {
     /// Only the pairs without Node.
     #[arg(long, global = true)]
     rust_only: bool,
+    /// The tokio runtime of the Rust peers: `multi` (one worker per core) or `current` (one
+    /// thread).
+    #[arg(long, global = true, default_value = "multi")]
+    runtime: Flavor,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Flavor {
+    Multi,
+    Current,
 }
 
 #[derive(Subcommand)]
@@ -53,7 +63,10 @@ enum Cmd {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = match cli.runtime {
+        Flavor::Multi => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+        Flavor::Current => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+    };
     match cli.command.unwrap_or(Cmd::Run) {
         Cmd::Serve { dir, blocks, size } => runtime.block_on(peer::serve(&dir, blocks, size)),
         Cmd::Fetch { dir, key, port, blocks, size } => {

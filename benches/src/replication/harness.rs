@@ -123,6 +123,7 @@ impl Run {
 #[derive(Debug, Clone)]
 pub struct Harness {
     rust: PathBuf,
+    rust_args: Vec<String>,
     node: Option<Node>,
 }
 
@@ -132,7 +133,14 @@ impl Harness {
     /// are skipped.
     pub fn new(rust_exe: PathBuf, node: bool, caller: &str) -> Self {
         let node = if node { Node::get(caller) } else { None };
-        Self { rust: rust_exe, node }
+        Self { rust: rust_exe, rust_args: Vec::new(), node }
+    }
+
+    /// Passes `args` to every Rust peer too (after its own).
+    #[must_use]
+    pub fn with_rust_args(mut self, args: &[&str]) -> Self {
+        self.rust_args = args.iter().map(|&a| a.to_owned()).collect();
+        self
     }
 
     /// True when Node pairs can run.
@@ -142,12 +150,19 @@ impl Harness {
 
     fn command(&self, side: Side, args: &[String]) -> Result<Command> {
         let mut cmd = match side {
-            Side::Rust => std::process::Command::new(&self.rust),
+            Side::Rust => {
+                let mut cmd = std::process::Command::new(&self.rust);
+                cmd.args(args).args(&self.rust_args);
+                cmd
+            }
             Side::Node => {
-                self.node.as_ref().context("Node is not available")?.command("bench-replicate.js")
+                let node = self.node.as_ref().context("Node is not available")?;
+                let mut cmd = node.command("bench-replicate.js");
+                cmd.args(args);
+                cmd
             }
         };
-        cmd.args(args).stderr(Stdio::inherit());
+        cmd.stderr(Stdio::inherit());
         let mut cmd = Command::from(cmd);
         cmd.kill_on_drop(true);
         Ok(cmd)
