@@ -25,6 +25,9 @@ struct Cli {
     /// thread).
     #[arg(long, global = true, default_value = "multi")]
     runtime: Flavor,
+    /// Run each pair this many times back to back and keep the fastest.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -84,7 +87,7 @@ fn main() -> Result<()> {
                 .collect();
             let harness =
                 Harness::new(std::env::current_exe()?, !cli.rust_only, "replication-bench");
-            let runs = runtime.block_on(harness.table(&workloads, &pairs))?;
+            let runs = runtime.block_on(harness.best_of(cli.repeat, &workloads, &pairs))?;
             print!("{}", harness::report(&runs));
             Ok(())
         }
