@@ -12,6 +12,11 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "D")]
     pub(crate) dir: Option<PathBuf>,
 
+    /// Log filter for `tracing` output on stderr (`error`, `warn`, `info`, `debug`, `trace`, or
+    /// `RUST_LOG` directives); overrides `RUST_LOG`. Default: `warn`.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub(crate) log_level: Option<String>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -47,13 +52,8 @@ pub(crate) enum Command {
     },
     /// Write blocks of a core to stdout.
     Cat {
-        /// The core key.
-        key: Option<String>,
         #[command(flatten)]
-        names: NameArgs,
-        /// The core's name.
-        #[arg(long, allow_hyphen_values = true)]
-        name: Option<String>,
+        target: Target,
         /// First block.
         #[arg(long, value_name = "I")]
         start: Option<u64>,
@@ -63,13 +63,8 @@ pub(crate) enum Command {
     },
     /// Print one core's state.
     Info {
-        /// The core key.
-        key: Option<String>,
         #[command(flatten)]
-        names: NameArgs,
-        /// The core's name.
-        #[arg(long, allow_hyphen_values = true)]
-        name: Option<String>,
+        target: Target,
     },
     /// Print every core in the store.
     List,
@@ -112,6 +107,18 @@ impl Command {
             Self::Demo => "demo",
         }
     }
+}
+
+/// A stored core, by key or by name (`KEY | --name NAME [--namespace NS]...`).
+#[derive(Debug, Args)]
+pub(crate) struct Target {
+    /// The core key (64 hex or 52 z-base-32 characters).
+    pub(crate) key: Option<String>,
+    #[command(flatten)]
+    pub(crate) names: NameArgs,
+    /// The core's name.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) name: Option<String>,
 }
 
 /// `corestore derive`.

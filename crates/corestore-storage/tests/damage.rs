@@ -153,6 +153,7 @@ fn fixture_auth(seed: u8) -> CoreAuth {
             public_key: kp.public_key(),
             secret_key: Some(kp.secret_key()),
         }),
+        frozen: false,
     }
 }
 
