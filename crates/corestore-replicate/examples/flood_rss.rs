@@ -7,7 +7,8 @@
 //! `/proc/<pid>/status` before and after the flood, and prints one row a scenario. The attackers
 //! and the honest peer run here, in this process. `FLOOD_SECS` (default 15) is how long each
 //! scenario floods; `FLOOD_VICTIM_THREADS` (default 2) the victim runtime's worker threads
-//! (`1`: a current-thread runtime serving all five connections).
+//! (`1`: a current-thread runtime serving all five connections); `FLOOD_ONLY` runs only the
+//! scenarios whose name contains it.
 
 #[path = "../tests/flood_attack/mod.rs"]
 mod flood_attack;
@@ -261,6 +262,8 @@ fn rss(pid: u32) -> Result<(f64, f64), Error> {
 }
 
 async fn orchestrate(threads: usize) -> Result<(), Error> {
+    use Kind::{Id0, Open, OpensRejected, OpensUnanswered, Paired, Unopened};
+
     let secs: u64 = std::env::var("FLOOD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
     let frames = Arc::new(Frames {
         batch: Arc::new(sized_batch(1, FRAME, FULL_BATCH)),
@@ -272,7 +275,6 @@ async fn orchestrate(threads: usize) -> Result<(), Error> {
             format!("an open batch of {OPENS} is {} bytes, over a frame", probe.len()).into()
         );
     }
-    use Kind::{Id0, Open, OpensRejected, OpensUnanswered, Paired, Unopened};
     let scenarios: [(&str, [Kind; 4]); 7] = [
         ("batches on an open channel", [Open; 4]),
         ("batches on an unopened channel", [Unopened; 4]),
@@ -287,7 +289,8 @@ async fn orchestrate(threads: usize) -> Result<(), Error> {
     );
     println!("| scenario | baseline RSS | peak RSS (VmHWM) | RSS at end | peak above baseline, per attacker | honest round trips | median | p99 | worst |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (name, kinds) in scenarios {
+    let only = std::env::var("FLOOD_ONLY").unwrap_or_default();
+    for (name, kinds) in scenarios.into_iter().filter(|(name, _)| name.contains(only.as_str())) {
         let mut child = tokio::process::Command::new(std::env::current_exe()?)
             .arg("victim")
             .stdout(Stdio::piped())
@@ -327,16 +330,17 @@ async fn orchestrate(threads: usize) -> Result<(), Error> {
             }
         };
         rtts.sort();
-        let pct = |q: f64| {
-            rtts.get(((rtts.len() as f64 * q) as usize).min(rtts.len().saturating_sub(1)))
+        // The round trip at `per_mille` of the sorted list, in ms.
+        let pct = |per_mille: usize| {
+            rtts.get((rtts.len() * per_mille / 1000).min(rtts.len().saturating_sub(1)))
                 .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
         };
         println!(
             "| {name} | {base:.1} MiB | {hwm:.1} MiB | {now_rss:.1} MiB | {:.1} MiB | {} | {:.2} ms | {:.2} ms | {:.2} ms |",
             (hwm - base) / 4.0,
             rtts.len(),
-            pct(0.5),
-            pct(0.99),
+            pct(500),
+            pct(990),
             rtts.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
         );
         eprintln!("  {name}: attackers sent {sent:?} frames");
