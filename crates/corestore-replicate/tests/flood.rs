@@ -5,22 +5,24 @@
 //! typed error where a bound is exceeded, and that a well-behaved connection on the same
 //! runtime keeps working meanwhile.
 //!
-//! `CORESTORE_FLOOD_LONG=1` also runs `flood_long_peak_rss`: four flooding connections against
-//! one process, reporting its peak RSS (`VmHWM`).
+//! `CORESTORE_FLOOD_LONG=1` runs the same tests at full size (8M messages a batch, a million
+//! opens). The peak RSS of one victim process under four such connections at once, over TCP,
+//! is measured by `examples/flood_rss.rs` (release mode; figures in `benches/README.md`), which
+//! shares the attack code in `flood_attack/`.
+
+mod flood_attack;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corestore_keys::compact::Encoder;
 use corestore_replicate::{
     ChannelSpec, Connection, ConnectionError, Driver, DriverError, Event, MuxError, MuxEvent,
     ResourceUsage, Role, StreamConfig, MAX_BUFFERED,
 };
-use tokio::io::{AsyncWriteExt, DuplexStream};
+use flood_attack::{open, open_batch, sized_batch, FRAME, FULL_BATCH};
+use tokio::io::DuplexStream;
 
-/// Largest plaintext of one secret-stream frame.
-const FRAME: usize = (1 << 24) - 1 - 17;
 /// The bounds every test holds the victim to (a few hundred KiB above one frame).
 const MAX_EVENTS: usize = 1024;
 const MAX_OUTPUT: usize = 1 << 20;
@@ -37,7 +39,7 @@ fn long() -> bool {
 /// frame filled by one large message) in the short mode CI runs in debug.
 fn batch_messages() -> usize {
     if long() {
-        (FRAME - 8) / 2
+        FULL_BATCH
     } else {
         500_000
     }
@@ -107,34 +109,13 @@ async fn well_behaved(rounds: u32) {
 /// [`batch_messages`] 2-byte messages (type 0, no payload) to `channel`, padded with one large
 /// message.
 fn message_batch(channel: u64) -> Vec<u8> {
-    sized_batch(channel, FRAME)
+    sized_batch(channel, FRAME, batch_messages())
 }
 
 /// Like [`message_batch`] in a frame of `size` bytes: 4 MiB in the short mode where the
 /// flood repeats (debug-mode encryption of 16 MiB frames dominates the test time otherwise).
 fn repeated_batch(channel: u64) -> Vec<u8> {
-    sized_batch(channel, if long() { FRAME } else { 4 << 20 })
-}
-
-fn sized_batch(channel: u64, size: usize) -> Vec<u8> {
-    let mut frame = vec![0, 0];
-    let mut e = Encoder::new();
-    e.uint(channel);
-    frame.extend_from_slice(e.as_slice());
-    let n = batch_messages().min((size - 16) / 2);
-    frame.reserve(size);
-    for _ in 0..n {
-        frame.extend_from_slice(&[1, 0]);
-    }
-    let filler = size - frame.len() - 5;
-    if filler > 0 {
-        let mut e = Encoder::new();
-        e.uint(filler as u64);
-        frame.extend_from_slice(e.as_slice());
-        frame.resize(frame.len() + filler, 0);
-    }
-    frame.truncate(size);
-    frame
+    sized_batch(channel, if long() { FRAME } else { 4 << 20 }, batch_messages())
 }
 
 /// Opens a remote sends in one flood: a million in long mode, 100k in the short mode.
@@ -146,68 +127,24 @@ fn opens() -> u64 {
     }
 }
 
-/// The bytes of an `open` control message (after the channel byte).
-fn open(local_id: u64, protocol: &str, id: Option<&[u8]>) -> Vec<u8> {
-    let mut e = Encoder::new();
-    e.uint(1).uint(local_id).string(protocol).optional_buffer(id);
-    e.into_vec()
-}
+type Flooder = flood_attack::Flooder<tokio::io::WriteHalf<DuplexStream>>;
 
-/// A batch of `count` opens of `protocol` with fresh ids `first..`.
-fn open_batch(first: u64, count: u64, protocol: &str) -> Vec<u8> {
-    let mut e = Encoder::new();
-    e.uint(0).uint(0).uint(0);
-    for id in first..first + count {
-        e.buffer(&open(id, protocol, None));
-    }
-    e.into_vec()
-}
-
-/// An attacker after its handshake: raw mux frames in, encrypted bytes straight to the socket;
-/// what the victim sends back is read and dropped unprocessed (or never read).
-struct Flooder {
-    writer: tokio::io::WriteHalf<DuplexStream>,
-    conn: Connection,
-}
-
-impl Flooder {
-    /// Takes the attacker apart; with `read`, a task reads and drops everything the victim sends.
-    fn new(attacker: D, read: bool) -> (Self, Option<tokio::task::JoinHandle<()>>) {
-        let (io, conn) = attacker.into_parts();
-        let (mut reader, writer) = tokio::io::split(io);
-        let sink = read.then(|| {
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
-            })
-        });
-        (Self { writer, conn }, sink)
-    }
-
-    async fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
-        self.conn.stream_mut().send(frame, Instant::now()).map_err(std::io::Error::other)?;
-        self.write_out().await
-    }
-
-    async fn write_out(&mut self) -> std::io::Result<()> {
-        while let Some(bytes) =
-            self.conn.poll_transmit(Instant::now()).map_err(std::io::Error::other)?
-        {
-            self.writer.write_all(&bytes).await?;
-        }
-        Ok(())
-    }
-
-    async fn end(mut self) {
-        self.conn.stream_mut().end();
-        let _ = self.write_out().await;
-        let _ = self.writer.shutdown().await;
-    }
+/// Takes the attacker apart; with `read`, a task reads and drops everything the victim sends.
+fn flooder(attacker: D, read: bool) -> (Flooder, Option<tokio::task::JoinHandle<()>>) {
+    let (io, conn) = attacker.into_parts();
+    let (mut reader, writer) = tokio::io::split(io);
+    let sink = read.then(|| {
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+        })
+    });
+    (Flooder::new(writer, conn), sink)
 }
 
 /// Sends raw mux frames from the attacker (round after round) until `stop`, then ends its side.
 fn flood(attacker: D, frames: Vec<Vec<u8>>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let (mut flooder, sink) = Flooder::new(attacker, true);
+        let (mut flooder, sink) = flooder(attacker, true);
         'outer: loop {
             for frame in &frames {
                 if stop.load(Ordering::Relaxed) || flooder.send(frame).await.is_err() {
@@ -229,7 +166,7 @@ fn send_all(attacker: D, frames: Vec<Vec<u8>>) -> tokio::task::JoinHandle<()> {
 
 fn flood_once(attacker: D, frames: Vec<Vec<u8>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let (mut flooder, sink) = Flooder::new(attacker, true);
+        let (mut flooder, sink) = flooder(attacker, true);
         for frame in &frames {
             if flooder.send(frame).await.is_err() {
                 break;
@@ -347,9 +284,7 @@ async fn flood_batch_on_a_paired_unaccepted_channel_holds_only_max_buffered() {
 
 /// Frames each holding one `open` with id 0, every one answered by its own reject.
 fn id0_opens() -> Vec<Vec<u8>> {
-    let mut frame = vec![0];
-    frame.extend(open(0, "x", None));
-    vec![frame; 4096]
+    flood_attack::id0_opens(4096)
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -361,7 +296,7 @@ async fn never_reading_peer_flooding_id0_opens_is_bounded_and_times_out() {
     // take them all, and queue more than that in replies).
     let frames = id0_opens();
     let flooder = tokio::spawn(async move {
-        let (mut flooder, _) = Flooder::new(attacker, false);
+        let (mut flooder, _) = flooder(attacker, false);
         'outer: for _ in 0..640 {
             for frame in &frames {
                 if flooder.send(frame).await.is_err() {
