@@ -16,8 +16,6 @@ use crate::connection::{Connection, ConnectionError, Event};
 
 /// Read buffer size.
 const READ_CHUNK: usize = 64 * 1024;
-/// Output queued beyond this is written before the next event is returned.
-const WRITE_BATCH: usize = 64 * 1024;
 
 /// Why a driven connection stopped.
 #[derive(Debug, thiserror::Error)]
@@ -144,9 +142,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             if self.ready.is_some() {
                 // Output waits while input events are ready (replies to a burst of requests go
                 // out in one write), unless a good amount of it is queued already.
-                if self.write_buf.is_some() || self.conn.stream().queued_output() >= WRITE_BATCH {
-                    self.write_ready().await?;
-                }
+                self.write_ready().await?;
                 // Input is processed in bounded steps; yield between them once this task used
                 // its budget, so a flooding peer cannot starve the runtime's other tasks. The
                 // event waits in `self.ready`, so a caller that drops this future loses nothing.

@@ -238,6 +238,22 @@ impl Attached {
         Self { core, channel: None, peer: None, pending: true }
     }
 
+    /// This connection stops replicating the core: its peer (if the channel opened) leaves the
+    /// replicator, and its requests go to other peers.
+    async fn leave(mut self) {
+        self.settle();
+        let Some(peer) = self.peer else { return };
+        let core = self.core;
+        let view = core.read().await;
+        let mut state = core.lock();
+        state.links.remove(&peer);
+        state.replicator.remove_peer(peer, &*view, now());
+        core.route(&mut state);
+        drop(state);
+        drop(view);
+        core.notify();
+    }
+
     fn settle(&mut self) {
         if std::mem::take(&mut self.pending) {
             let mut state = self.core.lock();
@@ -279,18 +295,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
             tracing::debug!(error = %e, "replication connection failed");
         }
         // Every peer of this connection leaves its core, whatever ended the connection.
-        for (_, mut attached) in self.cores.drain() {
-            attached.settle();
-            if let Some(peer) = attached.peer {
-                let core = attached.core;
-                let view = core.read().await;
-                let mut state = core.lock();
-                state.links.remove(&peer);
-                state.replicator.remove_peer(peer, &*view, now());
-                core.route(&mut state);
-                drop(state);
-                core.notify();
-            }
+        for (_, attached) in self.cores.drain() {
+            attached.leave().await;
         }
         // Attaches that never ran stop counting as on their way.
         self.rx.close();
@@ -495,18 +501,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
 
     async fn detach_channel(&mut self, channel: ChannelId) {
         let Some(dk) = self.channels.remove(&channel) else { return };
-        let Some(mut attached) = self.cores.remove(&dk) else { return };
-        attached.settle();
-        if let Some(peer) = attached.peer {
-            let core = attached.core;
-            let view = core.read().await;
-            let mut state = core.lock();
-            state.links.remove(&peer);
-            state.replicator.remove_peer(peer, &*view, now());
-            core.route(&mut state);
-            drop(state);
-            core.notify();
-        }
+        let Some(attached) = self.cores.remove(&dk) else { return };
+        attached.leave().await;
     }
 
     async fn handle_event(&mut self, event: Event) -> Result<(), ReplicationError> {
