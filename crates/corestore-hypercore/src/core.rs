@@ -476,6 +476,11 @@ impl Hypercore {
         Ok(self.storage.tree_node(index).await?.map(|n| Node { index, size: n.size, hash: n.hash }))
     }
 
+    /// True when tree node `index` is held in memory (a root or cached), so trusted.
+    fn holds_node(&self, index: u64) -> bool {
+        self.cache.contains_key(&index) || self.tree.roots.iter().any(|r| r.index == index)
+    }
+
     /// How many tree levels above tree node `index` this core lacks: the `nodes` value of a
     /// block or hash request for it (hypercore `MerkleTree.missingNodes`; 0 when unknown).
     pub async fn missing_nodes(&self, index: u64) -> Result<u64, StorageError> {
@@ -493,6 +498,27 @@ impl Hypercore {
             ite.parent();
         }
         Ok(count)
+    }
+
+    /// [`Hypercore::missing_nodes`] from memory only, for requests sent while others are in
+    /// flight: only the roots and cached nodes count as present, so no storage is read. A node
+    /// stored but not cached counts as missing, which asks the remote for a few more proof nodes
+    /// than needed (the proof is then checked further up); never for fewer.
+    pub fn missing_nodes_hint(&self, index: u64) -> u64 {
+        let head = 2 * self.tree.length;
+        let mut ite = Iter::new(index);
+        if ite.index.saturating_add(ite.factor / 2).saturating_sub(1) >= head {
+            return 0;
+        }
+        let mut count = 0;
+        while !ite.contains(head) && !self.holds_node(ite.index) {
+            count += 1;
+            if count >= 64 {
+                return 0;
+            }
+            ite.parent();
+        }
+        count
     }
 
     pub(crate) fn remember(&mut self, nodes: &[Node]) {
@@ -669,14 +695,16 @@ impl Hypercore {
             length: self.tree.length,
             roots: &self.tree.roots,
         };
-        let pending = verify::verify(data, &trusted)?;
-        let mut found = HashMap::new();
+        let pending = verify::verify_known(data, &trusted, &|i| self.holds_node(i))?;
+        let mut found = NodeCache::default();
         for index in pending.needed() {
             if let std::collections::hash_map::Entry::Vacant(e) = found.entry(index) {
-                e.insert(self.tree_node(index).await?);
+                if let Some(node) = self.tree_node(index).await? {
+                    e.insert(node);
+                }
             }
         }
-        let mut proof = pending.complete(|i| found.get(&i).copied().flatten())?;
+        let mut proof = pending.complete(|i| found.get(&i).copied())?;
         proof.binding = Some((self.instance, self.generation));
         Ok(proof)
     }

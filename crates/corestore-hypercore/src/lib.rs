@@ -68,5 +68,5 @@ pub use crate::reorg::{Reorg, ReorgApplied, ReorgError, ReorgWant};
 pub use crate::signature::{MultiSignature, SignError, SignedTree, SignerProof, Verifier};
 pub use crate::tree::Tree;
 pub use crate::verify::{
-    verify, PendingProof, TrustedTree, UpgradedHead, VerifiedProof, VerifyError,
+    verify, verify_known, PendingProof, TrustedTree, UpgradedHead, VerifiedProof, VerifyError,
 };

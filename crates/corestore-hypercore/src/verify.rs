@@ -319,6 +319,11 @@ impl Batch {
 /// sum its parent covers, i.e. when its partner's size is established. Only the first pair can
 /// lack that (a supplied first node and a supplied sibling): their indexes go to `unproved_sizes`.
 /// Returns the top and whether its size is established.
+///
+/// `known` names trusted nodes held in memory: the climb stops at the first node whose index it
+/// knows, and the proof is then checked against that node instead of one further up (the proof
+/// nodes above it are not needed, and not used). A proof that disagrees with the known node there
+/// fails in [`PendingProof::complete`].
 fn climb(
     mut root: Node,
     mut root_sized: bool,
@@ -326,8 +331,9 @@ fn climb(
     q: &mut NodeQueue<'_>,
     nodes: &mut Vec<Node>,
     unproved_sizes: &mut Vec<u64>,
+    known: &dyn Fn(u64) -> bool,
 ) -> Result<(Node, bool), VerifyError> {
-    while q.len() > 0 {
+    while q.len() > 0 && !(root_sized && known(root.index)) {
         let (node, node_sized) = q.shift_sized(ite.sibling())?;
         ite.parent();
         if !root_sized && !node_sized {
@@ -349,6 +355,17 @@ pub(crate) fn verify_tree(
     nodes: &mut Vec<Node>,
     unproved_sizes: &mut Vec<u64>,
 ) -> Result<Option<(Node, bool)>, VerifyError> {
+    verify_tree_known(data, nodes, unproved_sizes, &|_| false)
+}
+
+/// [`verify_tree`], stopping the block path at a node `known` has (see [`climb`]); only for a
+/// proof with neither seek nor upgrade, whose path has to end at a trusted node anyway.
+fn verify_tree_known(
+    data: &Data,
+    nodes: &mut Vec<Node>,
+    unproved_sizes: &mut Vec<u64>,
+    known: &dyn Fn(u64) -> bool,
+) -> Result<Option<(Node, bool)>, VerifyError> {
     let untrusted = match (&data.block, &data.hash) {
         (Some(b), _) => Some((b.index.saturating_mul(2), Some(&b.value), &b.nodes)),
         (None, Some(h)) => Some((h.index, None, &h.nodes)),
@@ -360,7 +377,7 @@ pub(crate) fn verify_tree(
         let mut ite = Iter::new(seek.nodes[0].index);
         let first = q.shift(ite.index)?;
         nodes.push(first);
-        root = Some(climb(first, false, &mut ite, &mut q, nodes, unproved_sizes)?);
+        root = Some(climb(first, false, &mut ite, &mut q, nodes, unproved_sizes, &|_| false)?);
     }
     let Some((index, value, list)) = untrusted else { return Ok(root) };
     let mut ite = Iter::new(index);
@@ -370,7 +387,7 @@ pub(crate) fn verify_tree(
         None => q.shift_sized(index)?,
     };
     nodes.push(first);
-    climb(first, sized, &mut ite, &mut q, nodes, unproved_sizes).map(Some)
+    climb(first, sized, &mut ite, &mut q, nodes, unproved_sizes, known).map(Some)
 }
 
 /// Grows `batch` with the upgrade; true when the block root was consumed by it.
@@ -478,12 +495,26 @@ fn compat_manifest(key: &CoreKey) -> Manifest {
 /// The [`VerifiedProof`] it leads to (through [`PendingProof::complete`]) is not bound to a core,
 /// so [`crate::Hypercore::apply`] refuses it; use [`crate::Hypercore::verify`] to apply proofs.
 pub fn verify(data: Data, tree: &TrustedTree<'_>) -> Result<PendingProof, VerifyError> {
+    verify_known(data, tree, &|_| false)
+}
+
+/// [`verify`], given the indexes of trusted nodes held in memory (`known`): a block proof
+/// without upgrade or seek is checked against the first of them on its path, so only the
+/// hashes below it are computed (a sequential download then hashes about one parent per block
+/// instead of the whole path to a root). [`PendingProof::complete`] must be given those nodes.
+pub fn verify_known(
+    data: Data,
+    tree: &TrustedTree<'_>,
+    known: &dyn Fn(u64) -> bool,
+) -> Result<PendingProof, VerifyError> {
     if data.fork != tree.fork {
         return Err(VerifyError::ForkMismatch { local: tree.fork, remote: data.fork });
     }
     let mut nodes = Vec::new();
     let mut unproved_sizes = Vec::new();
-    let mut untrusted = verify_tree(&data, &mut nodes, &mut unproved_sizes)?;
+    let plain = data.upgrade.is_none() && data.seek.is_none();
+    let known: &dyn Fn(u64) -> bool = if plain { known } else { &|_| false };
+    let mut untrusted = verify_tree_known(&data, &mut nodes, &mut unproved_sizes, known)?;
     let mut checks = Vec::new();
     let mut upgrade = None;
     let mut learned = None;

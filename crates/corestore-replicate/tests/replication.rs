@@ -238,3 +238,25 @@ async fn extension_messages_reach_registered_peers_only() {
         assert!(!matches!(event, ReplicatorEvent::Extension { .. }), "unregistered: dropped");
     }
 }
+
+/// The remote's channel open can arrive before the local side attaches the core (the
+/// connection task runs as soon as it is spawned, on another worker). Without a remote-open
+/// hook the open waits for the attach, as protomux keeps it, instead of being refused: a
+/// refused open left the remote's download waiting forever (seen as a hang in about one run of
+/// eight of the replication benchmark).
+#[tokio::test(start_paused = true)]
+async fn a_core_attached_after_the_remote_opened_its_channel_still_replicates() {
+    let w = writer(300).await;
+    let r = reader(&w, ReplicatorConfig::default()).await;
+    let (x, y) = tokio::io::duplex(256 * 1024);
+    let reading = Replication::spawn(x, Role::Initiator, ReplicationOptions::default());
+    let serving = Replication::spawn(y, Role::Responder, ReplicationOptions::default());
+    reading.attach(&r);
+    // The paused clock moves only once every task is idle: the handshake is done and the
+    // reader's open has reached the server, which has no core attached yet.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    serving.attach(&w);
+    let download = r.download(0, Some(300)).await;
+    within(download.done()).await;
+    assert_eq!(download.progress().await, (300, Some(300)));
+}

@@ -393,10 +393,10 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
                 {
                     let view = core.read().await;
                     if let Some(b) = request.block.as_mut() {
-                        b.nodes = view.missing_nodes(2 * b.index).await?;
+                        b.nodes = view.missing_nodes_hint(2 * b.index);
                     }
                     if let Some(h) = request.hash.as_mut() {
-                        h.nodes = view.missing_nodes(h.index).await?;
+                        h.nodes = view.missing_nodes_hint(h.index);
                     }
                 }
                 self.send(channel, &Message::Request(request));
@@ -580,10 +580,13 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
 
     fn remote_open(&mut self, protocol: &str, id: Option<&[u8]>) {
         let dk = id.and_then(|id| <[u8; 32]>::try_from(id).ok()).map(DiscoveryKey::from_bytes);
-        let (Some(dk), Some(hook)) = (dk, self.hook.clone()) else {
+        let Some(dk) = dk else {
             self.driver.connection().mux().reject_remote(protocol, id);
             return;
         };
+        // Without a hook the open waits in the mux (bounded there) for a core attached later:
+        // the remote may well open first, since this task runs as soon as it is spawned.
+        let Some(hook) = self.hook.clone() else { return };
         if self.cores.contains_key(&dk) {
             return;
         }
