@@ -260,3 +260,66 @@ async fn a_core_attached_after_the_remote_opened_its_channel_still_replicates() 
     within(download.done()).await;
     assert_eq!(download.progress().await, (300, Some(300)));
 }
+
+/// Counts the writes made to the stream it wraps.
+struct CountingWrites {
+    inner: tokio::io::DuplexStream,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for CountingWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if polled.is_ready() {
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A download pipelines its requests; the server answers each burst of them in one write (and
+/// the reader sends its next requests together), not one write per block.
+#[tokio::test]
+async fn the_answers_to_a_burst_of_requests_leave_in_few_writes() {
+    let w = writer(3000).await;
+    let r = reader(&w, ReplicatorConfig::default()).await;
+    let (x, y) = tokio::io::duplex(1 << 20);
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = CountingWrites { inner: y, writes: writes.clone() };
+    let _reading = Replication::spawn(x, Role::Initiator, ReplicationOptions::default());
+    let serving = Replication::spawn(server, Role::Responder, ReplicationOptions::default());
+    serving.attach(&w);
+    _reading.attach(&r);
+    let download = r.download(0, Some(3000)).await;
+    within(download.done()).await;
+    let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(writes < 3000 / 10, "{writes} writes for 3,000 blocks");
+}

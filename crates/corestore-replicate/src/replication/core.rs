@@ -16,7 +16,7 @@ use bytes::Bytes;
 use corestore_hypercore::{AppendError, Hypercore, TruncateError};
 use corestore_keys::{CoreKey, DiscoveryKey, Manifest};
 use corestore_storage::StorageError;
-use tokio::sync::{broadcast, mpsc, watch, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::stream::Command;
 use crate::mux::ChannelId;
@@ -131,10 +131,12 @@ impl Drop for CoreWrite<'_> {
         let head = CoreHead::of(&self.guard);
         let mut current =
             self.shared.0.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let contiguous = head.contiguous_length;
         if *current != head {
             *current = head;
         }
         drop(current);
+        self.shared.wake_contiguous(contiguous);
         self.shared.notify();
     }
 }
@@ -147,6 +149,8 @@ struct Inner {
     core: RwLock<Hypercore>,
     state: Mutex<State>,
     changed: watch::Sender<u64>,
+    /// Waiters for the contiguous length to reach a value (woken only then, not per block).
+    contiguous: Mutex<Vec<(u64, oneshot::Sender<()>)>>,
     events: broadcast::Sender<ReplicatorEvent>,
 }
 
@@ -168,6 +172,7 @@ impl SharedCore {
                 pending: 0,
             }),
             changed: watch::channel(0).0,
+            contiguous: Mutex::new(Vec::new()),
             events: broadcast::channel(EVENT_BACKLOG).0,
         }))
     }
@@ -290,6 +295,30 @@ impl SharedCore {
         let state = self.lock();
         for link in state.links.values() {
             let _ = link.tx.send(Command::Detach(self.0.discovery_key));
+        }
+    }
+
+    /// Resolves when the contiguous length is at least `length` (or the core is gone).
+    fn contiguous_reaches(&self, length: u64) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiters =
+            self.0.contiguous.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        waiters.retain(|(_, w)| !w.is_closed());
+        if self.head().contiguous_length >= length {
+            let _ = tx.send(());
+        } else {
+            waiters.push((length, tx));
+        }
+        rx
+    }
+
+    fn wake_contiguous(&self, contiguous: u64) {
+        let mut waiters =
+            self.0.contiguous.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if waiters.iter().any(|(at, _)| *at <= contiguous) {
+            for (_, tx) in waiters.extract_if(.., |(at, _)| *at <= contiguous) {
+                let _ = tx.send(());
+            }
         }
     }
 
@@ -470,6 +499,13 @@ impl Download {
                 }
                 if cursor >= end {
                     return;
+                }
+                // From the contiguous prefix on, the range is done exactly when the contiguous
+                // length reaches its end: wait for that alone, not for every stored block.
+                if self.end.is_some() && cursor <= core.contiguous_length() {
+                    drop(core);
+                    let _ = self.core.contiguous_reaches(end).await;
+                    continue;
                 }
             }
             if changed.changed().await.is_err() {

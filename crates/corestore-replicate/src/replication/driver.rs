@@ -16,6 +16,8 @@ use crate::connection::{Connection, ConnectionError, Event};
 
 /// Read buffer size.
 const READ_CHUNK: usize = 64 * 1024;
+/// Output written at once while input events are still ready.
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Why a driven connection stopped.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,8 @@ pub struct Driver<T> {
     ready: Option<Event>,
     read_closed: bool,
     write_closed: bool,
+    /// See [`Driver::batch_writes`].
+    batch_writes: bool,
 }
 
 fn now() -> std::time::Instant {
@@ -67,7 +71,19 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             ready: None,
             read_closed: false,
             write_closed: false,
+            batch_writes: false,
         }
+    }
+
+    /// Lets output wait while input events are ready (up to 64 KiB of it), so the answers to a
+    /// burst of input leave in one write. Only for a caller that calls
+    /// [`Driver::next_event`] again as soon as it handled an event: the output goes out when the
+    /// events run out, which a caller that stops polling would never reach (the peer would then
+    /// wait for bytes parked here).
+    #[must_use]
+    pub fn batch_writes(mut self) -> Self {
+        self.batch_writes = true;
+        self
     }
 
     /// The connection, to open channels and send messages.
@@ -130,7 +146,8 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
 
     /// Drives the connection until it has an event; `None` once the stream is over. Output
     /// produced so far is written as far as the socket accepts it without blocking before an
-    /// event is returned, so a peer never waits on bytes parked here.
+    /// event is returned, so a peer never waits on bytes parked here (unless
+    /// [`Driver::batch_writes`] was asked for).
     ///
     /// Cancel-safe: dropping the future (a `select!` that took another branch) loses no event
     /// and no bytes; the next call carries on.
@@ -140,9 +157,16 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 self.ready = self.conn.poll_event();
             }
             if self.ready.is_some() {
-                // Output waits while input events are ready (replies to a burst of requests go
-                // out in one write), unless a good amount of it is queued already.
-                self.write_ready().await?;
+                // With batched writes, output waits while input events are ready, so the
+                // replies to a burst of requests go out in one write instead of one each; a
+                // good amount of it goes out at once, and all of it before this driver waits
+                // for input (below).
+                if !self.batch_writes
+                    || self.write_buf.is_some()
+                    || self.conn.stream().queued_output() >= WRITE_BATCH
+                {
+                    self.write_ready().await?;
+                }
                 // Input is processed in bounded steps; yield between them once this task used
                 // its budget, so a flooding peer cannot starve the runtime's other tasks. The
                 // event waits in `self.ready`, so a caller that drops this future loses nothing.

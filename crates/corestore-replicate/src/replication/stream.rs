@@ -176,7 +176,9 @@ impl Replication {
         let (tx, rx) = mpsc::unbounded_channel();
         let conn = Connection::new(role, options.stream.clone(), now());
         let task = Task {
-            driver: Driver::new(io, conn),
+            // The task polls the driver again right after every event (its loop), so the
+            // answers to a burst of requests can leave in one write.
+            driver: Driver::new(io, conn).batch_writes(),
             role,
             tx: tx.clone(),
             rx,
