@@ -16,7 +16,6 @@
 //!   least twice the size of the next newer one (a few runs, amortized O(n log n) merging).
 //! - A range delete becomes a deletion entry per live key in the range.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -26,6 +25,7 @@ use std::sync::Arc;
 use super::index::{Apply, Loc};
 use super::key::IndexKey;
 use super::log::Salt;
+use super::memtable::Memtable;
 pub(super) use super::runs::Run;
 use super::runs::{Cursor, Entry, RunWriter};
 
@@ -37,7 +37,7 @@ const MAX_RUNS: usize = 4096;
 /// The persistent index.
 pub(super) struct Lsm {
     dir: PathBuf,
-    mem: BTreeMap<IndexKey, Option<Loc>>,
+    mem: Memtable,
     mem_limit: usize,
     /// Newest first.
     runs: Vec<Arc<Run>>,
@@ -79,7 +79,7 @@ impl Lsm {
         super::create_dir_durably(&dir)?;
         Ok(Self {
             dir,
-            mem: BTreeMap::new(),
+            mem: Memtable::default(),
             mem_limit: mem_limit.max(1),
             runs: Vec::new(),
             next_id: 0,
@@ -177,7 +177,7 @@ impl Lsm {
 
     /// The value position of `key`.
     pub(super) fn get(&self, key: &[u8]) -> io::Result<Option<Loc>> {
-        if let Some(entry) = self.mem.get(&IndexKey::new(key)) {
+        if let Some(entry) = self.mem.get(key) {
             return Ok(*entry);
         }
         for run in &self.runs {
@@ -243,7 +243,7 @@ impl Lsm {
             cursors.push(run.cursor(start)?);
         }
         let mem: Box<dyn Iterator<Item = Entry> + '_> =
-            Box::new(self.mem.range(IndexKey::new(start)..).map(|(k, v)| (k.to_vec(), *v)));
+            Box::new(self.mem.iter_from(start).map(|(k, v)| (k.to_vec(), *v)));
         Ok(Merge::new(mem.peekable(), cursors))
     }
 
@@ -276,7 +276,7 @@ impl Lsm {
         let mut writer = RunWriter::create(&path)?;
         let oldest = self.runs.is_empty();
         let mut scratch = Vec::new();
-        for (key, loc) in &self.mem {
+        for (key, loc) in self.mem.iter_from(&[]) {
             if loc.is_some() || !oldest {
                 scratch.clear();
                 key.extend_into(&mut scratch);
@@ -412,14 +412,14 @@ impl Apply for Lsm {
     }
 
     fn put(&mut self, key: &[u8], loc: Loc) -> io::Result<()> {
-        if let Some(Some(old)) = self.mem.insert(IndexKey::new(key), Some(loc)) {
+        if let Some(Some(old)) = self.mem.insert(key, Some(loc)) {
             self.garbage += u64::from(old.len);
         }
         Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> io::Result<()> {
-        if let Some(Some(old)) = self.mem.insert(IndexKey::new(key), None) {
+        if let Some(Some(old)) = self.mem.insert(key, None) {
             self.garbage += u64::from(old.len);
         }
         Ok(())
@@ -439,7 +439,7 @@ impl Apply for Lsm {
             let page = self.range(&from, end, PAGE)?;
             for (key, loc) in &page {
                 self.garbage += u64::from(loc.len);
-                self.mem.insert(IndexKey::new(key), None);
+                self.mem.insert(key, None);
             }
             if self.is_full() {
                 let ((at, end), synced) = (self.record, self.synced);
@@ -573,6 +573,7 @@ impl<'a> Merge<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     type Model = BTreeMap<Vec<u8>, Option<Loc>>;
 

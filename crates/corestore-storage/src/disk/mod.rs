@@ -7,6 +7,7 @@ mod keys;
 mod legacy;
 mod log;
 mod lsm;
+mod memtable;
 mod runs;
 
 use std::fs::{File, OpenOptions, TryLockError};
