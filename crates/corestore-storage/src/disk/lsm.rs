@@ -1,6 +1,7 @@
-//! The persistent index of [`super::DiskStorage`] (the non-default
-//! [`super::DiskOptions::persistent_index`]): the same log, with the key → position index kept
-//! on disk as sorted runs ([`super::runs`]) plus a bounded in-memory table of recent changes.
+//! The persistent index of [`super::DiskStorage`] (the default,
+//! [`super::DiskOptions::persistent_index`]): the key → position index of the log, kept on disk
+//! as sorted runs ([`super::runs`]) plus a bounded in-memory table of recent changes
+//! ([`super::memtable`]).
 //!
 //! - The index is a cache of the log, never the other way round: the `MANIFEST` names the runs
 //!   and the log position they cover (the checkpoint) and the salt of the log they index. On
@@ -12,8 +13,10 @@
 //!   synced for it: the manifest records how much of the log was durable (`synced`), and an open
 //!   that finds the checkpoint beyond that first checks every record in between (headers and
 //!   checksums; a power loss that took any of them means a rebuild). A clean close syncs the
-//!   log and writes the table out, so the next open checks and replays nothing. Runs are then merged so that each is at
-//!   least twice the size of the next newer one (a few runs, amortized O(n log n) merging).
+//!   log and writes the table out, so the next open checks and replays nothing. Runs are then
+//!   merged so that each is at least twice the size of the next newer one (a few runs,
+//!   amortized O(n log n) merging); a merge copies the blocks of one run that sort wholly
+//!   before the other run's next key without parsing them (appended data: nearly all).
 //! - A range delete becomes a deletion entry per live key in the range.
 
 use std::fs::{File, OpenOptions};
