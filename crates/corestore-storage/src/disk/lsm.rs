@@ -33,6 +33,30 @@ pub(super) use super::runs::Run;
 use super::runs::{Cursor, Entry, RunWriter};
 
 const MANIFEST: &str = "MANIFEST";
+
+/// What tests run at a crash point.
+#[cfg(test)]
+pub(super) type CrashHook = Box<dyn FnMut(&'static str)>;
+
+#[cfg(test)]
+thread_local! {
+    /// Called at every point of writing the index where a crash leaves distinct files (tests
+    /// copy the store there and open the copy).
+    pub(super) static CRASH_POINT: std::cell::RefCell<Option<CrashHook>> =
+        std::cell::RefCell::new(None);
+}
+
+#[cfg(test)]
+pub(super) fn crash_point(what: &'static str) {
+    CRASH_POINT.with(|hook| {
+        if let Some(hook) = hook.borrow_mut().as_mut() {
+            hook(what);
+        }
+    });
+}
+
+#[cfg(not(test))]
+pub(super) fn crash_point(_what: &'static str) {}
 const MANIFEST_MAGIC: &[u8; 8] = b"CSINDEX1";
 /// Refuse manifests naming more runs than this (a damaged manifest must not allocate much).
 const MAX_RUNS: usize = 4096;
@@ -174,7 +198,9 @@ impl Lsm {
         let file = OpenOptions::new().write(true).create(true).truncate(true).open(&scratch)?;
         file.write_all_at(&body, 0)?;
         file.sync_all()?;
+        crash_point("manifest written aside");
         std::fs::rename(&scratch, self.dir.join(MANIFEST))?;
+        crash_point("manifest renamed");
         super::sync_dir(&self.dir)
     }
 
@@ -287,6 +313,7 @@ impl Lsm {
             }
         }
         writer.finish()?;
+        crash_point("run written");
         let run = Arc::new(Run::open(&path, id)?);
         let mut runs = self.runs.clone();
         runs.insert(0, run);
@@ -302,6 +329,7 @@ impl Lsm {
             let mut writer = RunWriter::create(&path)?;
             garbage += merge_two(&newer, &older, &mut writer, runs.len() == 2)?;
             writer.finish()?;
+            crash_point("merged run written");
             let merged = Arc::new(Run::open(&path, next_id)?);
             next_id += 1;
             doomed.push(newer.id);
@@ -328,6 +356,7 @@ impl Lsm {
         self.mem.clear();
         for id in doomed {
             let _ = std::fs::remove_file(run_path(&self.dir, id));
+            crash_point("merged run removed");
         }
         Ok(())
     }

@@ -730,4 +730,6 @@ impl StorageBackend for DiskStorage {
 }
 
 #[cfg(test)]
+mod index_tests;
+#[cfg(test)]
 mod tests;

@@ -119,6 +119,7 @@ impl RunWriter {
             self.file.write_all_at(&self.out, self.written)?;
             self.written += self.out.len() as u64;
             self.out.clear();
+            super::lsm::crash_point("run partly written");
         }
         Ok(())
     }
