@@ -300,42 +300,36 @@ impl Lsm {
             }
             return Ok(());
         }
+        // The table and the newest runs it is merged with (each run at least twice the size
+        // of everything newer, as if merged one by one) become one run: written and synced
+        // once, in one pass.
+        let mut merged = self.mem.len() as u64;
+        let included = self
+            .runs
+            .iter()
+            .take_while(|run| {
+                let take = merged.saturating_mul(2) >= run.entries;
+                if take {
+                    merged += run.entries;
+                }
+                take
+            })
+            .count();
         let id = self.next_id;
         let path = run_path(&self.dir, id);
         let mut writer = RunWriter::create(&path)?;
-        let oldest = self.runs.is_empty();
-        let mut scratch = Vec::new();
-        for (key, loc) in self.mem.iter_from(&[]) {
-            if loc.is_some() || !oldest {
-                scratch.clear();
-                key.extend_into(&mut scratch);
-                writer.add(&scratch, *loc)?;
-            }
-        }
+        let inputs = self.runs.get(..included).unwrap_or_default();
+        // Only the oldest run may forget deletions: nothing older is left for them to hide.
+        let drop_deletes = included == self.runs.len();
+        let garbage =
+            self.garbage + merge_into(Some(&self.mem), inputs, &mut writer, drop_deletes)?;
         writer.finish()?;
-        crash_point("run written");
+        crash_point(if included > 0 { "merged run written" } else { "run written" });
         let run = Arc::new(Run::open(&path, id)?);
+        let doomed: Vec<u64> = inputs.iter().map(|r| r.id).collect();
         let mut runs = self.runs.clone();
-        runs.insert(0, run);
-        let mut next_id = id + 1;
-        let mut garbage = self.garbage;
-        let mut doomed = Vec::new();
-        while let [newer, older, ..] = runs.as_slice() {
-            if newer.entries.saturating_mul(2) < older.entries {
-                break;
-            }
-            let (newer, older) = (newer.clone(), older.clone());
-            let path = run_path(&self.dir, next_id);
-            let mut writer = RunWriter::create(&path)?;
-            garbage += merge_two(&newer, &older, &mut writer, runs.len() == 2)?;
-            writer.finish()?;
-            crash_point("merged run written");
-            let merged = Arc::new(Run::open(&path, next_id)?);
-            next_id += 1;
-            doomed.push(newer.id);
-            doomed.push(older.id);
-            runs.splice(0..2, [merged]);
-        }
+        runs.splice(0..included, [run]);
+        let next_id = id + 1;
         let old = std::mem::replace(&mut self.runs, runs);
         let (old_checkpoint, old_next, old_garbage) = (self.checkpoint, self.next_id, self.garbage);
         let (old_synced, old_covers) = (self.synced, self.covers);
@@ -495,56 +489,109 @@ impl Apply for Lsm {
     }
 }
 
-/// Merges run `newer` into `older` through `writer` (dropping deletions when `drop_deletes`);
-/// returns the bytes of values shadowed. Blocks whose keys all sort before the other run's next
-/// key are copied whole, unparsed (for appended data, where runs hardly overlap, that is
-/// nearly every block).
-fn merge_two(
-    newer: &Run,
-    older: &Run,
+/// Merges the table `mem` (newest) and `runs` (newest first) through `writer`, dropping
+/// deletions when `drop_deletes`; returns the bytes of values shadowed. A run's block whose keys
+/// all sort before every other source's next key is copied whole, unparsed (for appended data,
+/// where runs hardly overlap, that is nearly every block).
+fn merge_into(
+    mem: Option<&Memtable>,
+    runs: &[Arc<Run>],
     writer: &mut RunWriter,
     drop_deletes: bool,
 ) -> io::Result<u64> {
-    let mut cursors = [newer.cursor(&[])?, older.cursor(&[])?];
+    let mut mem = mem.map(|m| m.iter_from(&[]).peekable());
+    let mut cursors = Vec::with_capacity(runs.len());
+    for run in runs {
+        cursors.push(run.cursor(&[])?);
+    }
+    let (mut key, mut mem_key) = (Vec::new(), Vec::new());
     let mut garbage = 0;
     loop {
         for cursor in &mut cursors {
             cursor.fill()?;
         }
-        let [a, b] = &mut cursors;
-        let (first, other) = match (a.head(), b.head()) {
-            (None, None) => return Ok(garbage),
-            (Some(_), None) => (a, b),
-            (None, Some(_)) => (b, a),
-            (Some((ka, la)), Some((kb, lb))) => match ka.cmp(kb) {
-                std::cmp::Ordering::Less => (a, b),
-                std::cmp::Ordering::Greater => (b, a),
-                std::cmp::Ordering::Equal => {
-                    // The newer run wins.
-                    if la.is_some() || !drop_deletes {
-                        writer.add(ka, la)?;
-                    }
-                    garbage += lb.map_or(0, |l| u64::from(l.len));
-                    a.advance();
-                    b.advance();
-                    continue;
+        let mem_head = mem.as_mut().and_then(|m| m.peek().map(|(k, slot)| (*k, **slot)));
+        mem_key.clear();
+        if let Some((k, _)) = mem_head {
+            k.extend_into(&mut mem_key);
+        }
+        // The table alone below every run's next key (new keys: the common case) is written
+        // straight out.
+        if let Some((_, slot)) = mem_head {
+            let below =
+                cursors.iter().all(|c| c.head().is_none_or(|(k, _)| mem_key.as_slice() < k));
+            if below {
+                if slot.is_some() || !drop_deletes {
+                    writer.add(&mem_key, slot)?;
                 }
-            },
-        };
-        if let Some((block, deletes)) = first.whole_block()? {
-            let before_other = other.head().is_none_or(|(k, _)| *block.last() < IndexKey::new(k));
-            if before_other && !(deletes && drop_deletes) {
-                writer.add_block(&block)?;
-                first.skip_block();
+                if let Some(m) = mem.as_mut() {
+                    m.next();
+                }
                 continue;
             }
         }
-        if let Some((key, loc)) = first.head() {
-            if loc.is_some() || !drop_deletes {
-                writer.add(key, loc)?;
+        // The smallest key, and how many sources hold it.
+        let mut best: Option<&[u8]> = mem_head.map(|_| mem_key.as_slice());
+        let mut holders = usize::from(best.is_some());
+        let mut only = None;
+        for (n, cursor) in cursors.iter().enumerate() {
+            let Some((k, _)) = cursor.head() else { continue };
+            match best.map(|b| k.cmp(b)) {
+                None | Some(std::cmp::Ordering::Less) => {
+                    (best, holders, only) = (Some(k), 1, Some(n));
+                }
+                Some(std::cmp::Ordering::Equal) => holders += 1,
+                Some(std::cmp::Ordering::Greater) => {}
             }
         }
-        first.advance();
+        let Some(best) = best else { return Ok(garbage) };
+        key.clear();
+        key.extend_from_slice(best);
+        // A run alone at the smallest key, at the start of a block that ends before every
+        // other source's next key: copy the block.
+        if let (1, Some(n)) = (holders, only) {
+            if let Some((block, deletes)) =
+                cursors.get(n).map(Cursor::whole_block).transpose()?.flatten()
+            {
+                let last = block.last();
+                let before_others = mem_head.is_none_or(|(k, _)| last < k)
+                    && cursors.iter().enumerate().all(|(m, c)| {
+                        m == n || c.head().is_none_or(|(k, _)| *last < IndexKey::new(k))
+                    });
+                if before_others && !(deletes && drop_deletes) {
+                    writer.add_block(&block)?;
+                    if let Some(cursor) = cursors.get_mut(n) {
+                        cursor.skip_block();
+                    }
+                    continue;
+                }
+            }
+        }
+        // The newest source holding the key wins; the others are shadowed.
+        let mut winner = None;
+        if mem_head.is_some_and(|_| mem_key == key) {
+            winner = mem_head.map(|(_, slot)| slot);
+            if let Some(m) = mem.as_mut() {
+                m.next();
+            }
+        }
+        for cursor in &mut cursors {
+            let Some((k, slot)) = cursor.head() else { continue };
+            if k != key.as_slice() {
+                continue;
+            }
+            if winner.is_none() {
+                winner = Some(slot);
+            } else if let Some(shadowed) = slot {
+                garbage += u64::from(shadowed.len);
+            }
+            cursor.advance();
+        }
+        if let Some(slot) = winner {
+            if slot.is_some() || !drop_deletes {
+                writer.add(&key, slot)?;
+            }
+        }
     }
 }
 
@@ -642,24 +689,35 @@ mod tests {
         // Each case writes and syncs three run files.
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
-        fn merging_two_runs_matches_the_model(
+        fn merging_a_table_and_runs_matches_the_model(
+            table in run_entries(),
             newer in run_entries(),
             older in run_entries(),
+            with_table in any::<bool>(),
             drop_deletes in any::<bool>(),
         ) {
             let dir = tempfile::tempdir().unwrap();
             let (a, b) = (write_run(dir.path(), 1, &newer), write_run(dir.path(), 2, &older));
+            let mut mem = Memtable::default();
+            for (key, loc) in &table {
+                mem.insert(key, *loc);
+            }
             let path = run_path(dir.path(), 3);
             let mut writer = RunWriter::create(&path).unwrap();
-            let garbage = merge_two(&a, &b, &mut writer, drop_deletes).unwrap();
+            let runs = [Arc::new(a), Arc::new(b)];
+            let garbage =
+                merge_into(with_table.then_some(&mem), &runs, &mut writer, drop_deletes).unwrap();
             writer.finish().unwrap();
             let merged = Run::open(&path, 3).unwrap();
 
             let mut want = older.clone();
             let mut want_garbage = 0;
-            for (key, loc) in &newer {
-                if let Some(Some(old)) = want.insert(key.clone(), *loc) {
-                    want_garbage += u64::from(old.len);
+            let newest = if with_table { vec![&newer, &table] } else { vec![&newer] };
+            for source in newest {
+                for (key, loc) in source {
+                    if let Some(Some(old)) = want.insert(key.clone(), *loc) {
+                        want_garbage += u64::from(old.len);
+                    }
                 }
             }
             if drop_deletes {
