@@ -85,6 +85,10 @@ impl DiskOptions {
         self
     }
 }
+/// Once this many bytes were appended since the last background sync started, another one
+/// starts (see [`DiskStorage::sync_in_background`]).
+const BACKGROUND_SYNC: u64 = 16 << 20;
+
 /// Records written by compaction carry about this many bytes each.
 const COMPACT_CHUNK: usize = 4 << 20;
 
@@ -186,6 +190,9 @@ struct Inner {
     _lock: File,
     writer: Mutex<Writer>,
     state: RwLock<State>,
+    /// The last background sync started (tests wait for it).
+    #[cfg(test)]
+    background: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 struct Writer {
@@ -201,6 +208,10 @@ struct Writer {
     /// Log bytes known durable (a completed flush or compaction, or a clean open).
     synced: u64,
     broken: bool,
+    /// A background `fdatasync` is running.
+    syncing: bool,
+    /// The log length when the last background `fdatasync` started.
+    sync_started: u64,
 }
 
 impl Writer {
@@ -214,6 +225,8 @@ impl Writer {
             compact_after: 0,
             synced: marked,
             broken: false,
+            syncing: false,
+            sync_started: end,
         }
     }
 
@@ -321,6 +334,8 @@ impl DiskStorage {
                 _lock: lock,
                 writer: Mutex::new(Writer::new(file.clone(), salt, end, marked)),
                 state: RwLock::new(State { file, index }),
+                #[cfg(test)]
+                background: Mutex::new(None),
             }),
         })
     }
@@ -354,6 +369,50 @@ impl DiskStorage {
     /// Compactions that failed (and left the old log in use) in this handle so far.
     pub fn compaction_failures(&self) -> u64 {
         self.inner.compaction_failures.load(Ordering::Relaxed)
+    }
+
+    /// Inside a tokio runtime, once [`BACKGROUND_SYNC`] bytes were appended since the last one,
+    /// starts an `fdatasync` of the log on the blocking pool: a later flush then waits for
+    /// little, and what the log has durable grows even without flushes (the persistent index
+    /// records it, so an open after a crash checks less). Durability promises nothing more
+    /// than before; a failure makes the store refuse writes, as a failed flush does.
+    fn sync_in_background(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (file, end) = {
+            let mut writer = self.inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if writer.broken || writer.syncing || writer.end - writer.sync_started < BACKGROUND_SYNC
+            {
+                return;
+            }
+            writer.syncing = true;
+            writer.sync_started = writer.end;
+            (writer.file.clone(), writer.end)
+        };
+        // Not the store itself: its lock goes when the last handle does, whatever runs here.
+        let inner = Arc::downgrade(&self.inner);
+        let job = runtime.spawn_blocking(move || {
+            let synced = file.sync_data();
+            let Some(inner) = inner.upgrade() else { return };
+            let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            writer.syncing = false;
+            match synced {
+                Ok(()) if Arc::ptr_eq(&writer.file, &file) => {
+                    writer.synced = writer.synced.max(end);
+                }
+                Ok(()) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "background sync of the store log failed");
+                    writer.broken = true;
+                }
+            }
+        });
+        #[cfg(test)]
+        {
+            *self.inner.background.lock().unwrap_or_else(PoisonError::into_inner) = Some(job);
+        }
+        // Detached: nothing waits for it outside tests.
+        #[cfg(not(test))]
+        drop(job);
     }
 
     /// Rewrites the log with only the live records, now. The result is durable (it also
@@ -712,7 +771,9 @@ impl StorageBackend for DiskStorage {
     }
 
     async fn write(&self, batch: WriteBatch) -> io::Result<()> {
-        if self.inner.write(batch)? {
+        let compact = self.inner.write(batch)?;
+        self.sync_in_background();
+        if compact {
             // The batch is in; a failed compaction leaves the log valid and is retried after
             // the next write, so it is not this write's error.
             if let Err(error) = self.compact().await {
