@@ -145,7 +145,10 @@ pub enum DiskError {
 ///   replay on open stops at the first short or bad record, so a batch is either whole or absent.
 /// - **Durability.** [`StorageBackend::flush`] is `fdatasync` of the log: every batch written
 ///   before it survives `kill -9` and power loss once it returns `Ok`. Writes alone reach the
-///   OS page cache and survive `kill -9` of this process, but not power loss.
+///   OS page cache and survive `kill -9` of this process, but not power loss. Inside a tokio
+///   runtime the log is also synced in the background every 16 MiB appended, so a flush after
+///   a large write waits for the last stretch only (this promises nothing more: only a
+///   completed flush does).
 /// - **Reads** look the key up in the index (key → position: the in-memory table, then the
 ///   newest run that may hold it, one `pread` of a 4 KiB index block at most per run that
 ///   covers the key) and read the value with one `pread`. Values are never cached.
