@@ -43,10 +43,10 @@ fn auth() -> CoreAuth {
 #[derive(Debug, Clone, Copy)]
 enum Backend {
     Memory,
-    /// `DiskStorage` with its default in-memory index.
+    /// `DiskStorage` with its defaults (the persistent index).
     Disk,
-    /// `DiskStorage` with `DiskOptions::persistent_index`.
-    DiskPersistentIndex,
+    /// `DiskStorage` with every key in memory (`DiskOptions::persistent_index(false)`).
+    DiskMemoryIndex,
 }
 
 /// A fresh store with one empty core; the directory lives as long as the returned guard.
@@ -59,7 +59,7 @@ fn fresh(rt: &Runtime, backend: Backend) -> (Option<tempfile::TempDir>, CoreStor
     };
     let (dir, backend): (_, Arc<dyn StorageBackend>) = match backend {
         Backend::Disk => disk(DiskOptions::default()),
-        Backend::DiskPersistentIndex => disk(DiskOptions::default().persistent_index(true)),
+        Backend::DiskMemoryIndex => disk(DiskOptions::default().persistent_index(false)),
         Backend::Memory => (None, Arc::new(MemoryStorage::new())),
     };
     let core = rt.block_on(async {
@@ -111,8 +111,8 @@ fn writes(c: &mut Criterion) {
         ("disk, no flush", Backend::Disk, Flush::Never),
         ("disk, flush at end", Backend::Disk, Flush::AtEnd),
         ("disk, flush per batch", Backend::Disk, Flush::EachBatch),
-        ("disk persistent index, no flush", Backend::DiskPersistentIndex, Flush::Never),
-        ("disk persistent index, flush at end", Backend::DiskPersistentIndex, Flush::AtEnd),
+        ("disk in-memory index, no flush", Backend::DiskMemoryIndex, Flush::Never),
+        ("disk in-memory index, flush at end", Backend::DiskMemoryIndex, Flush::AtEnd),
         ("memory", Backend::Memory, Flush::Never),
     ] {
         group.bench_function(name, |b| {
@@ -141,7 +141,7 @@ fn reads(c: &mut Criterion) {
     let order: Vec<u64> = (0..BLOCKS).map(|_| rng.gen_range(0..BLOCKS)).collect();
     for (name, disk) in [
         ("disk", Backend::Disk),
-        ("disk persistent index", Backend::DiskPersistentIndex),
+        ("disk in-memory index", Backend::DiskMemoryIndex),
         ("memory", Backend::Memory),
     ] {
         let (_dir, core) = fresh(&rt, disk);

@@ -6,7 +6,8 @@
 //!     [--batch 100] [--random 100000] [--no-js]
 //! ```
 //!
-//! Rust runs twice, with the default in-memory index and with `DiskOptions::persistent_index`.
+//! Rust runs twice: with the default `DiskStorage` (its persistent index) and with every key in
+//! memory (`DiskOptions::persistent_index(false)`, `--index=memory` for the child processes).
 //! For each N, each implementation: a `write` process appends N blocks (batches of `--batch`)
 //! and reports the write rate and its peak RSS; a fresh `read` process opens the store and the
 //! core (timed), does 1,000 random gets and reports its peak RSS so far, then times `--random`
@@ -156,7 +157,7 @@ fn du(dir: &Path) -> f64 {
 
 fn run(ns: &[u64], batch: u64, random: u64, js: bool) {
     let rust =
-        [("Rust, in-memory index (default)", "memory"), ("Rust, persistent index", "persistent")];
+        [("Rust, persistent index (default)", "persistent"), ("Rust, in-memory index", "memory")];
     let me = std::env::current_exe().expect("current exe");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("scale/scale.js");
@@ -209,7 +210,8 @@ fn run(ns: &[u64], batch: u64, random: u64, js: bool) {
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let persistent = args.iter().any(|a| a == "--index=persistent");
+    // The default backend unless `--index=memory`.
+    let persistent = !args.iter().any(|a| a == "--index=memory");
     args.retain(|a| !a.starts_with("--index="));
     let num = |i: usize| -> u64 { args.get(i).and_then(|v| v.parse().ok()).expect("a number") };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");

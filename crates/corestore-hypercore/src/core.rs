@@ -551,9 +551,7 @@ impl Hypercore {
         let start = self.tree.length;
         let mut tree = self.tree.clone();
         let mut nodes = Vec::with_capacity(blocks.len() * 2);
-        for b in blocks {
-            tree.append(b.as_ref(), &mut nodes);
-        }
+        tree.append_all(blocks, &mut nodes);
         let tree_hash = tree.hash();
         let signed =
             crate::signature::SignedTree { tree_hash, length: tree.length, fork: tree.fork };

@@ -1,9 +1,10 @@
 //! Merkle tree hashing (spec `wire.md` §1.4–1.5): leaf, parent and tree hashes, and the
 //! messages a writer signs.
 
+use std::sync::OnceLock;
+
 use corestore_keys::compact::{DecodeError, Decoder, Encoder};
 use corestore_keys::constants;
-use corestore_keys::hash::blake2b_256;
 
 use crate::flat;
 
@@ -72,15 +73,92 @@ pub(crate) fn decode_nodes(d: &mut Decoder<'_>) -> Result<Vec<Node>, DecodeError
     (0..n).map(|_| Node::decode_from(d)).collect()
 }
 
+/// Unkeyed BLAKE2b-256 (`blake2b_simd`: AVX2 when the CPU has it, 4-way parallel in
+/// [`leaf_hashes`]; byte-identical to libsodium's `crypto_generichash`, as the spec vectors
+/// below check).
+fn params() -> &'static blake2b_simd::Params {
+    static PARAMS: OnceLock<blake2b_simd::Params> = OnceLock::new();
+    PARAMS.get_or_init(|| {
+        let mut params = blake2b_simd::Params::new();
+        params.hash_length(32);
+        params
+    })
+}
+
+fn digest(hash: &blake2b_simd::Hash) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (o, b) in out.iter_mut().zip(hash.as_bytes()) {
+        *o = *b;
+    }
+    out
+}
+
+/// BLAKE2b-256 of the concatenation of `parts`.
+fn blake2b_256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut state = params().to_state();
+    for part in parts {
+        state.update(part);
+    }
+    digest(&state.finalize())
+}
+
 /// `BLAKE2b-256(0x00 || u64le(len) || data)`.
 pub fn leaf_hash(data: &[u8]) -> [u8; 32] {
     blake2b_256(&[&LEAF_TYPE, &(data.len() as u64).to_le_bytes(), data])
 }
 
+/// The leaf hashes of `blocks`, as [`leaf_hash`] gives them, computed several at a time (four
+/// 1 KiB blocks hash in about the time of two with AVX2).
+pub(crate) fn leaf_hashes<B: AsRef<[u8]>>(blocks: &[B]) -> Vec<[u8; 32]> {
+    /// Inputs are copied (prefixed) into a buffer of about this size at most, one group at a
+    /// time (a single larger block gets a buffer of its own size).
+    const GROUP_BYTES: usize = 1 << 20;
+    let params = params();
+    let mut out = Vec::with_capacity(blocks.len());
+    let mut inputs = Vec::new();
+    let mut rest = blocks;
+    while !rest.is_empty() {
+        // Each input is `0x00 || u64le(len) || data`, laid out one after the other.
+        let mut size = 0;
+        let count = rest
+            .iter()
+            .take_while(|b| {
+                let take = size == 0 || size + b.as_ref().len() + 9 <= GROUP_BYTES;
+                size += b.as_ref().len() + 9;
+                take
+            })
+            .count();
+        let (group, tail) = rest.split_at(count);
+        rest = tail;
+        inputs.clear();
+        for b in group {
+            let b = b.as_ref();
+            inputs.extend_from_slice(&LEAF_TYPE);
+            inputs.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            inputs.extend_from_slice(b);
+        }
+        let mut jobs = Vec::with_capacity(group.len());
+        let mut left = inputs.as_slice();
+        for b in group {
+            let (input, tail) = left.split_at(b.as_ref().len() + 9);
+            jobs.push(blake2b_simd::many::HashManyJob::new(params, input));
+            left = tail;
+        }
+        blake2b_simd::many::hash_many(jobs.iter_mut());
+        out.extend(jobs.iter().map(|job| digest(&job.to_hash())));
+    }
+    out
+}
+
 /// `BLAKE2b-256(0x01 || u64le(left.size + right.size) || left.hash || right.hash)`.
 pub fn parent_hash(left: &Node, right: &Node) -> [u8; 32] {
     let size = left.size.saturating_add(right.size);
-    blake2b_256(&[&PARENT_TYPE, &size.to_le_bytes(), &left.hash, &right.hash])
+    let mut input = [0u8; 73];
+    input[0] = PARENT_TYPE[0];
+    input[1..9].copy_from_slice(&size.to_le_bytes());
+    input[9..41].copy_from_slice(&left.hash);
+    input[41..].copy_from_slice(&right.hash);
+    digest(&params().hash(&input))
 }
 
 /// The tree hash of a list of full roots (ascending):
@@ -182,6 +260,46 @@ mod tests {
              d8c3a0597903b28d751c6e0b7107775e388ec5a3cf669bdd1e7ec41b8b8f6e72\
              8b512f5301c09f0e0e21a0c71c98fce14ddcc51125f4dfd8303fa22c75858aff\
              03000000000000000000000000000000"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn batched_leaf_hashes_match_one_at_a_time(
+            blocks in proptest::collection::vec(
+                proptest::collection::vec(proptest::num::u8::ANY, 0..600), 0..12),
+        ) {
+            let one: Vec<[u8; 32]> = blocks.iter().map(|b| leaf_hash(b)).collect();
+            proptest::prop_assert_eq!(leaf_hashes(&blocks), one);
+            // And both match the hash libsodium (the keys crate's BLAKE2b) computes.
+            for (b, h) in blocks.iter().zip(leaf_hashes(&blocks)) {
+                let len = (b.len() as u64).to_le_bytes();
+                proptest::prop_assert_eq!(
+                    corestore_keys::hash::blake2b_256(&[&LEAF_TYPE, &len, b]), h);
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_beyond_one_group_hash_like_one_at_a_time() {
+        // 3 MiB in all, with a block larger than a group on its own.
+        let mut blocks: Vec<Vec<u8>> = (0..40u32).map(|i| vec![i as u8; 65_536]).collect();
+        blocks.insert(7, vec![9; 1_500_000]);
+        let one: Vec<[u8; 32]> = blocks.iter().map(|b| leaf_hash(b)).collect();
+        assert_eq!(leaf_hashes(&blocks), one);
+    }
+
+    #[test]
+    fn equal_sized_blocks_hash_in_parallel_like_one_at_a_time() {
+        let blocks: Vec<Vec<u8>> = (0..103u32).map(|i| vec![i as u8; 1024]).collect();
+        let one: Vec<[u8; 32]> = blocks.iter().map(|b| leaf_hash(b)).collect();
+        assert_eq!(leaf_hashes(&blocks), one);
+        let n = Node::leaf(3, &blocks[3]);
+        let m = Node::leaf(2, &blocks[2]);
+        let size = (2048u64).to_le_bytes();
+        assert_eq!(
+            Node::parent(&n, &m).hash,
+            corestore_keys::hash::blake2b_256(&[&PARENT_TYPE, &size, &m.hash, &n.hash])
         );
     }
 

@@ -38,6 +38,17 @@ impl Tree {
         self.append_root(Node::leaf(self.length, data), &mut ite, nodes);
     }
 
+    /// Appends `blocks` in order, as [`Tree::append`] does one at a time (the leaves are hashed
+    /// together, several at once).
+    pub fn append_all<B: AsRef<[u8]>>(&mut self, blocks: &[B], nodes: &mut Vec<Node>) {
+        for (block, hash) in blocks.iter().zip(hash::leaf_hashes(blocks)) {
+            let head = self.length * 2;
+            let mut ite = Iter::new(head);
+            let leaf = Node { index: head, size: block.as_ref().len() as u64, hash };
+            self.append_root(leaf, &mut ite, nodes);
+        }
+    }
+
     /// Adds `node` (at the cursor `ite`) as the newest root and merges full pairs upward; the
     /// cursor ends on the newest root.
     pub(crate) fn append_root(&mut self, node: Node, ite: &mut Iter, nodes: &mut Vec<Node>) {
@@ -88,6 +99,22 @@ mod tests {
             hex::encode(t.hash()),
             "8b512f5301c09f0e0e21a0c71c98fce14ddcc51125f4dfd8303fa22c75858aff"
         );
+    }
+
+    #[test]
+    fn appending_all_at_once_equals_one_at_a_time() {
+        let blocks: Vec<Vec<u8>> =
+            (0..77u32).map(|i| vec![i as u8; (i as usize * 37) % 1500]).collect();
+        let (mut one, mut all) = (Tree::default(), Tree::default());
+        let (mut one_nodes, mut all_nodes) = (Vec::new(), Vec::new());
+        for chunk in blocks.chunks(10) {
+            for b in chunk {
+                one.append(b, &mut one_nodes);
+            }
+            all.append_all(chunk, &mut all_nodes);
+        }
+        assert_eq!(one, all);
+        assert_eq!(one_nodes, all_nodes);
     }
 
     #[test]

@@ -156,8 +156,8 @@ fn kill_9_never_loses_or_tears_an_acknowledged_batch() {
             if fresh { dir.path().join(format!("fresh-{trial}")) } else { main_dir.clone() };
         let mut fresh_acked = None;
         let acked = if fresh { &mut fresh_acked } else { &mut max_acked };
-        // Every other trial runs with the persistent index (the main store switches between the
-        // two, which also checks that either opens what the other wrote).
+        // Every other trial runs with the persistent index, the default (the main store switches
+        // between the two, which also checks that either opens what the other wrote).
         let persistent = trial % 2 == 1;
         let mut command = Command::new(std::env::current_exe().unwrap());
         command

@@ -1,6 +1,7 @@
-//! The power-loss model, at the file level, over the default disk backend: `DiskStorage` with its
-//! default in-memory index, and with `DiskOptions::persistent_index` (whose index files may also
-//! be lost or damaged, and must then be rebuilt from the log).
+//! The power-loss model, at the file level, over the disk backend: `DiskStorage` with its default
+//! persistent index (whose index files may also be lost or damaged, and must then be rebuilt from
+//! the log; a tiny in-memory table, so runs are written and merged all the time), and with every
+//! key in memory (`DiskOptions::persistent_index` off).
 //!
 //! Random workloads of batches (puts of small and page-spanning values, values holding
 //! record-shaped bytes, deletes, range deletes), flushes and compactions run on a `DiskStorage`.
@@ -14,8 +15,8 @@
 //! some prefix of the batches written. The next workload steps go on from what survived.
 //!
 //! Short mode by default (seconds); `CORESTORE_POWERLOSS_LONG=1` runs many more workloads,
-//! `CORESTORE_POWERLOSS_SEED` replays one run, and `CORESTORE_POWERLOSS_INDEX=default` (or
-//! `persistent`) runs the default in-memory index (or `DiskOptions::persistent_index`) only.
+//! `CORESTORE_POWERLOSS_SEED` replays one run, and `CORESTORE_POWERLOSS_INDEX=persistent` (or
+//! `memory`) runs the persistent index (or the in-memory one) only.
 #![cfg(unix)] // DiskStorage is Unix-only.
 
 use std::collections::BTreeMap;
@@ -203,7 +204,7 @@ fn options(rng: &mut StdRng, persistent: bool) -> DiskOptions {
     if persistent {
         options.persistent_index(true).memtable_entries(rng.gen_range(2..40))
     } else {
-        options
+        options.persistent_index(false)
     }
 }
 
@@ -344,10 +345,10 @@ fn power_loss_keeps_every_flushed_batch_and_a_prefix_of_the_rest() {
     );
     let mut rng = StdRng::seed_from_u64(seed);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    // `CORESTORE_POWERLOSS_INDEX=default` or `=persistent` runs one index kind only.
+    // `CORESTORE_POWERLOSS_INDEX=persistent` or `=memory` runs one index kind only.
     let only = std::env::var("CORESTORE_POWERLOSS_INDEX").ok();
-    for persistent in [false, true] {
-        if only.as_deref().is_some_and(|o| o != if persistent { "persistent" } else { "default" }) {
+    for persistent in [true, false] {
+        if only.as_deref().is_some_and(|o| o != if persistent { "persistent" } else { "memory" }) {
             continue;
         }
         let mut run = Run { workloads: 0, losses: 0, batches: 0, flushes: 0, compactions: 0 };
@@ -357,7 +358,7 @@ fn power_loss_keeps_every_flushed_batch_and_a_prefix_of_the_rest() {
         for _ in 0..workloads {
             rt.block_on(workload(&mut rng, steps, &mut run, persistent));
         }
-        let index = if persistent { "persistent index" } else { "default index" };
+        let index = if persistent { "persistent index (default)" } else { "in-memory index" };
         println!(
             "power-loss model, {index}: {} workloads, {} batches, {} flushes, {} compactions, \
              {} simulated power losses: all passed",

@@ -23,13 +23,25 @@ fn block_on<F: Future>(f: F) -> F::Output {
 enum Kind {
     Memory,
     Faulty,
+    /// Disk with the default options (the persistent index, a table that never fills here: it is
+    /// written out when the store is dropped).
     Disk,
     /// Disk with the persistent index and a tiny in-memory table, so runs and merges happen.
     DiskIndexed,
+    /// Disk with every key in memory (`persistent_index` off).
+    DiskMemoryIndex,
 }
 
 fn indexed() -> DiskOptions {
     DiskOptions::default().persistent_index(true).memtable_entries(3)
+}
+
+fn options(kind: Kind) -> DiskOptions {
+    match kind {
+        Kind::DiskIndexed => indexed(),
+        Kind::DiskMemoryIndex => DiskOptions::default().persistent_index(false),
+        _ => DiskOptions::default(),
+    }
 }
 
 struct Fixture {
@@ -47,14 +59,9 @@ impl Fixture {
                 dir: None,
                 backend: Arc::new(FaultyStorage::new(Arc::new(MemoryStorage::new()))),
             },
-            Kind::Disk => {
+            Kind::Disk | Kind::DiskIndexed | Kind::DiskMemoryIndex => {
                 let dir = tempfile::tempdir().unwrap();
-                let backend = Arc::new(DiskStorage::open(dir.path()).unwrap());
-                Self { kind, dir: Some(dir), backend }
-            }
-            Kind::DiskIndexed => {
-                let dir = tempfile::tempdir().unwrap();
-                let backend = Arc::new(DiskStorage::open_with(dir.path(), indexed()).unwrap());
+                let backend = Arc::new(DiskStorage::open_with(dir.path(), options(kind)).unwrap());
                 Self { kind, dir: Some(dir), backend }
             }
         }
@@ -62,12 +69,12 @@ impl Fixture {
 
     /// A fresh handle on the same data: disk stores are closed and replayed from the log.
     fn reopen(&mut self) {
-        if let (Kind::Disk | Kind::DiskIndexed, Some(dir)) = (self.kind, &self.dir) {
+        if let (Kind::Disk | Kind::DiskIndexed | Kind::DiskMemoryIndex, Some(dir)) =
+            (self.kind, &self.dir)
+        {
             self.backend = Arc::new(MemoryStorage::new());
-            self.backend = Arc::new(match self.kind {
-                Kind::DiskIndexed => DiskStorage::open_with(dir.path(), indexed()).unwrap(),
-                _ => DiskStorage::open(dir.path()).unwrap(),
-            });
+            self.backend =
+                Arc::new(DiskStorage::open_with(dir.path(), options(self.kind)).unwrap());
         }
     }
 }
@@ -183,6 +190,16 @@ proptest! {
     #[test]
     fn persistent_index_schema_round_trip(case in schema_case()) {
         block_on(check_schema(&mut Fixture::new(Kind::DiskIndexed), case));
+    }
+
+    #[test]
+    fn memory_index_matches_model_and_replays(batches in batches(), probes in probes()) {
+        block_on(check_against_model(&mut Fixture::new(Kind::DiskMemoryIndex), batches, probes));
+    }
+
+    #[test]
+    fn memory_index_schema_round_trip(case in schema_case()) {
+        block_on(check_schema(&mut Fixture::new(Kind::DiskMemoryIndex), case));
     }
 }
 

@@ -13,7 +13,7 @@ const INLINE: usize = WORDS * 8;
 /// bytes beyond them, then the length. Padding is with the smallest byte, so when two heads are
 /// equal the shorter key is a prefix of the longer one, which the tail (empty sorts first) and
 /// then the length order correctly.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) struct IndexKey {
     head: [u64; WORDS],
     tail: Option<Box<[u8]>>,
@@ -32,6 +32,18 @@ impl IndexKey {
         Self { head, tail, len: bytes.len() }
     }
 
+    /// Appends the key's bytes to `out`.
+    pub(super) fn extend_into(&self, out: &mut Vec<u8>) {
+        let mut head = [0u8; INLINE];
+        for (chunk, word) in head.chunks_exact_mut(8).zip(&self.head) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        out.extend_from_slice(head.get(..self.len.min(INLINE)).unwrap_or_default());
+        if let Some(tail) = &self.tail {
+            out.extend_from_slice(tail);
+        }
+    }
+
     /// Number of bytes in the key.
     pub(super) fn len(&self) -> usize {
         self.len
@@ -40,14 +52,27 @@ impl IndexKey {
     /// The key's bytes.
     pub(super) fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len);
-        for word in &self.head {
-            out.extend_from_slice(&word.to_be_bytes());
-        }
-        out.truncate(self.len.min(INLINE));
-        if let Some(tail) = &self.tail {
-            out.extend_from_slice(tail);
-        }
+        self.extend_into(&mut out);
         out
+    }
+}
+
+/// Word by word, as the derived order would, but without the generic slice comparison (this is
+/// the hot loop of every index insert and lookup).
+impl Ord for IndexKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        for (a, b) in self.head.iter().zip(&other.head) {
+            if a != b {
+                return a.cmp(b);
+            }
+        }
+        self.tail.cmp(&other.tail).then(self.len.cmp(&other.len))
+    }
+}
+
+impl PartialOrd for IndexKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

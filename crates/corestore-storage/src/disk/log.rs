@@ -156,6 +156,12 @@ fn parse_head(bytes: &[u8], salt: &Salt, offset: u64, file_len: u64) -> Option<H
     Some(Head { len, pcrc, kind })
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Batch records replayed on this thread.
+    pub(super) static REPLAYED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// What replaying a log found.
 #[derive(Debug)]
 pub(super) enum Replay {
@@ -220,6 +226,8 @@ pub(super) fn replay(file: &File, sink: &mut impl Apply) -> io::Result<Replay> {
             }
             durable_len = durable_len.max(claimed);
         } else {
+            #[cfg(test)]
+            REPLAYED.with(|n| n.set(n.get() + 1));
             sink.begin_record(offset, next);
             if index::apply_payload(body, body_at, sink)?.is_none() {
                 return Ok(Replay::Corrupt { offset });

@@ -1,6 +1,7 @@
-//! The persistent index of [`super::DiskStorage`] (the non-default
-//! [`super::DiskOptions::persistent_index`]): the same log, with the key → position index kept
-//! on disk as sorted runs ([`super::runs`]) plus a bounded in-memory table of recent changes.
+//! The persistent index of [`super::DiskStorage`] (the default,
+//! [`super::DiskOptions::persistent_index`]): the key → position index of the log, kept on disk
+//! as sorted runs ([`super::runs`]) plus a bounded in-memory table of recent changes
+//! ([`super::memtable`]).
 //!
 //! - The index is a cache of the log, never the other way round: the `MANIFEST` names the runs
 //!   and the log position they cover (the checkpoint) and the salt of the log they index. On
@@ -12,11 +13,12 @@
 //!   synced for it: the manifest records how much of the log was durable (`synced`), and an open
 //!   that finds the checkpoint beyond that first checks every record in between (headers and
 //!   checksums; a power loss that took any of them means a rebuild). A clean close syncs the
-//!   log and writes the table out, so the next open checks and replays nothing. Runs are then merged so that each is at
-//!   least twice the size of the next newer one (a few runs, amortized O(n log n) merging).
+//!   log and writes the table out, so the next open checks and replays nothing. Runs are then
+//!   merged so that each is at least twice the size of the next newer one (a few runs,
+//!   amortized O(n log n) merging); a merge copies the blocks of one run that sort wholly
+//!   before the other run's next key without parsing them (appended data: nearly all).
 //! - A range delete becomes a deletion entry per live key in the range.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -26,10 +28,35 @@ use std::sync::Arc;
 use super::index::{Apply, Loc};
 use super::key::IndexKey;
 use super::log::Salt;
+use super::memtable::Memtable;
 pub(super) use super::runs::Run;
 use super::runs::{Cursor, Entry, RunWriter};
 
 const MANIFEST: &str = "MANIFEST";
+
+/// What tests run at a crash point.
+#[cfg(test)]
+pub(super) type CrashHook = Box<dyn FnMut(&'static str)>;
+
+#[cfg(test)]
+thread_local! {
+    /// Called at every point of writing the index where a crash leaves distinct files (tests
+    /// copy the store there and open the copy).
+    pub(super) static CRASH_POINT: std::cell::RefCell<Option<CrashHook>> =
+        std::cell::RefCell::new(None);
+}
+
+#[cfg(test)]
+pub(super) fn crash_point(what: &'static str) {
+    CRASH_POINT.with(|hook| {
+        if let Some(hook) = hook.borrow_mut().as_mut() {
+            hook(what);
+        }
+    });
+}
+
+#[cfg(not(test))]
+pub(super) fn crash_point(_what: &'static str) {}
 const MANIFEST_MAGIC: &[u8; 8] = b"CSINDEX1";
 /// Refuse manifests naming more runs than this (a damaged manifest must not allocate much).
 const MAX_RUNS: usize = 4096;
@@ -37,7 +64,7 @@ const MAX_RUNS: usize = 4096;
 /// The persistent index.
 pub(super) struct Lsm {
     dir: PathBuf,
-    mem: BTreeMap<IndexKey, Option<Loc>>,
+    mem: Memtable,
     mem_limit: usize,
     /// Newest first.
     runs: Vec<Arc<Run>>,
@@ -79,7 +106,7 @@ impl Lsm {
         super::create_dir_durably(&dir)?;
         Ok(Self {
             dir,
-            mem: BTreeMap::new(),
+            mem: Memtable::default(),
             mem_limit: mem_limit.max(1),
             runs: Vec::new(),
             next_id: 0,
@@ -171,13 +198,15 @@ impl Lsm {
         let file = OpenOptions::new().write(true).create(true).truncate(true).open(&scratch)?;
         file.write_all_at(&body, 0)?;
         file.sync_all()?;
+        crash_point("manifest written aside");
         std::fs::rename(&scratch, self.dir.join(MANIFEST))?;
+        crash_point("manifest renamed");
         super::sync_dir(&self.dir)
     }
 
     /// The value position of `key`.
     pub(super) fn get(&self, key: &[u8]) -> io::Result<Option<Loc>> {
-        if let Some(entry) = self.mem.get(&IndexKey::new(key)) {
+        if let Some(entry) = self.mem.get(key) {
             return Ok(*entry);
         }
         for run in &self.runs {
@@ -243,7 +272,7 @@ impl Lsm {
             cursors.push(run.cursor(start)?);
         }
         let mem: Box<dyn Iterator<Item = Entry> + '_> =
-            Box::new(self.mem.range(IndexKey::new(start)..).map(|(k, v)| (k.to_vec(), *v)));
+            Box::new(self.mem.iter_from(start).map(|(k, v)| (k.to_vec(), *v)));
         Ok(Merge::new(mem.peekable(), cursors))
     }
 
@@ -271,46 +300,36 @@ impl Lsm {
             }
             return Ok(());
         }
+        // The table and the newest runs it is merged with (each run at least twice the size
+        // of everything newer, as if merged one by one) become one run: written and synced
+        // once, in one pass.
+        let mut merged = self.mem.len() as u64;
+        let included = self
+            .runs
+            .iter()
+            .take_while(|run| {
+                let take = merged.saturating_mul(2) >= run.entries;
+                if take {
+                    merged += run.entries;
+                }
+                take
+            })
+            .count();
         let id = self.next_id;
         let path = run_path(&self.dir, id);
         let mut writer = RunWriter::create(&path)?;
-        let oldest = self.runs.is_empty();
-        for (key, loc) in &self.mem {
-            if loc.is_some() || !oldest {
-                writer.add(&key.to_vec(), *loc)?;
-            }
-        }
+        let inputs = self.runs.get(..included).unwrap_or_default();
+        // Only the oldest run may forget deletions: nothing older is left for them to hide.
+        let drop_deletes = included == self.runs.len();
+        let garbage =
+            self.garbage + merge_into(Some(&self.mem), inputs, &mut writer, drop_deletes)?;
         writer.finish()?;
+        crash_point(if included > 0 { "merged run written" } else { "run written" });
         let run = Arc::new(Run::open(&path, id)?);
+        let doomed: Vec<u64> = inputs.iter().map(|r| r.id).collect();
         let mut runs = self.runs.clone();
-        runs.insert(0, run);
-        let mut next_id = id + 1;
-        let mut garbage = self.garbage;
-        let mut doomed = Vec::new();
-        while let [newer, older, ..] = runs.as_slice() {
-            if newer.entries.saturating_mul(2) < older.entries {
-                break;
-            }
-            let (newer, older) = (newer.clone(), older.clone());
-            let path = run_path(&self.dir, next_id);
-            let mut writer = RunWriter::create(&path)?;
-            let drop_deletes = runs.len() == 2;
-            let none: Box<dyn Iterator<Item = Entry>> = Box::new(std::iter::empty());
-            let mut merge =
-                Merge::new(none.peekable(), vec![newer.cursor(&[])?, older.cursor(&[])?]);
-            while let Some((key, loc)) = merge.next_entry()? {
-                if loc.is_some() || !drop_deletes {
-                    writer.add(key, loc)?;
-                }
-            }
-            garbage += merge.garbage;
-            writer.finish()?;
-            let merged = Arc::new(Run::open(&path, next_id)?);
-            next_id += 1;
-            doomed.push(newer.id);
-            doomed.push(older.id);
-            runs.splice(0..2, [merged]);
-        }
+        runs.splice(0..included, [run]);
+        let next_id = id + 1;
         let old = std::mem::replace(&mut self.runs, runs);
         let (old_checkpoint, old_next, old_garbage) = (self.checkpoint, self.next_id, self.garbage);
         let (old_synced, old_covers) = (self.synced, self.covers);
@@ -331,6 +350,7 @@ impl Lsm {
         self.mem.clear();
         for id in doomed {
             let _ = std::fs::remove_file(run_path(&self.dir, id));
+            crash_point("merged run removed");
         }
         Ok(())
     }
@@ -418,14 +438,14 @@ impl Apply for Lsm {
     }
 
     fn put(&mut self, key: &[u8], loc: Loc) -> io::Result<()> {
-        if let Some(Some(old)) = self.mem.insert(IndexKey::new(key), Some(loc)) {
+        if let Some(Some(old)) = self.mem.insert(key, Some(loc)) {
             self.garbage += u64::from(old.len);
         }
         Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> io::Result<()> {
-        if let Some(Some(old)) = self.mem.insert(IndexKey::new(key), None) {
+        if let Some(Some(old)) = self.mem.insert(key, None) {
             self.garbage += u64::from(old.len);
         }
         Ok(())
@@ -445,7 +465,7 @@ impl Apply for Lsm {
             let page = self.range(&from, end, PAGE)?;
             for (key, loc) in &page {
                 self.garbage += u64::from(loc.len);
-                self.mem.insert(IndexKey::new(key), None);
+                self.mem.insert(key, None);
             }
             if self.is_full() {
                 let ((at, end), synced) = (self.record, self.synced);
@@ -466,6 +486,112 @@ impl Apply for Lsm {
             self.spill(end, synced)?;
         }
         Ok(())
+    }
+}
+
+/// Merges the table `mem` (newest) and `runs` (newest first) through `writer`, dropping
+/// deletions when `drop_deletes`; returns the bytes of values shadowed. A run's block whose keys
+/// all sort before every other source's next key is copied whole, unparsed (for appended data,
+/// where runs hardly overlap, that is nearly every block).
+fn merge_into(
+    mem: Option<&Memtable>,
+    runs: &[Arc<Run>],
+    writer: &mut RunWriter,
+    drop_deletes: bool,
+) -> io::Result<u64> {
+    let mut mem = mem.map(|m| m.iter_from(&[]).peekable());
+    let mut cursors = Vec::with_capacity(runs.len());
+    for run in runs {
+        cursors.push(run.cursor(&[])?);
+    }
+    let (mut key, mut mem_key) = (Vec::new(), Vec::new());
+    let mut garbage = 0;
+    loop {
+        for cursor in &mut cursors {
+            cursor.fill()?;
+        }
+        let mem_head = mem.as_mut().and_then(|m| m.peek().map(|(k, slot)| (*k, **slot)));
+        mem_key.clear();
+        if let Some((k, _)) = mem_head {
+            k.extend_into(&mut mem_key);
+        }
+        // The table alone below every run's next key (new keys: the common case) is written
+        // straight out.
+        if let Some((_, slot)) = mem_head {
+            let below =
+                cursors.iter().all(|c| c.head().is_none_or(|(k, _)| mem_key.as_slice() < k));
+            if below {
+                if slot.is_some() || !drop_deletes {
+                    writer.add(&mem_key, slot)?;
+                }
+                if let Some(m) = mem.as_mut() {
+                    m.next();
+                }
+                continue;
+            }
+        }
+        // The smallest key, and how many sources hold it.
+        let mut best: Option<&[u8]> = mem_head.map(|_| mem_key.as_slice());
+        let mut holders = usize::from(best.is_some());
+        let mut only = None;
+        for (n, cursor) in cursors.iter().enumerate() {
+            let Some((k, _)) = cursor.head() else { continue };
+            match best.map(|b| k.cmp(b)) {
+                None | Some(std::cmp::Ordering::Less) => {
+                    (best, holders, only) = (Some(k), 1, Some(n));
+                }
+                Some(std::cmp::Ordering::Equal) => holders += 1,
+                Some(std::cmp::Ordering::Greater) => {}
+            }
+        }
+        let Some(best) = best else { return Ok(garbage) };
+        key.clear();
+        key.extend_from_slice(best);
+        // A run alone at the smallest key, at the start of a block that ends before every
+        // other source's next key: copy the block.
+        if let (1, Some(n)) = (holders, only) {
+            if let Some((block, deletes)) =
+                cursors.get(n).map(Cursor::whole_block).transpose()?.flatten()
+            {
+                let last = block.last();
+                let before_others = mem_head.is_none_or(|(k, _)| last < k)
+                    && cursors.iter().enumerate().all(|(m, c)| {
+                        m == n || c.head().is_none_or(|(k, _)| *last < IndexKey::new(k))
+                    });
+                if before_others && !(deletes && drop_deletes) {
+                    writer.add_block(&block)?;
+                    if let Some(cursor) = cursors.get_mut(n) {
+                        cursor.skip_block();
+                    }
+                    continue;
+                }
+            }
+        }
+        // The newest source holding the key wins; the others are shadowed.
+        let mut winner = None;
+        if mem_head.is_some_and(|_| mem_key == key) {
+            winner = mem_head.map(|(_, slot)| slot);
+            if let Some(m) = mem.as_mut() {
+                m.next();
+            }
+        }
+        for cursor in &mut cursors {
+            let Some((k, slot)) = cursor.head() else { continue };
+            if k != key.as_slice() {
+                continue;
+            }
+            if winner.is_none() {
+                winner = Some(slot);
+            } else if let Some(shadowed) = slot {
+                garbage += u64::from(shadowed.len);
+            }
+            cursor.advance();
+        }
+        if let Some(slot) = winner {
+            if slot.is_some() || !drop_deletes {
+                writer.add(&key, slot)?;
+            }
+        }
     }
 }
 
@@ -519,5 +645,98 @@ impl<'a> Merge<'a> {
             }
         }
         Ok(winner.map(|loc| (self.key.as_slice(), loc)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    type Model = BTreeMap<Vec<u8>, Option<Loc>>;
+
+    fn write_run(dir: &Path, id: u64, entries: &Model) -> Run {
+        let path = run_path(dir, id);
+        let mut writer = RunWriter::create(&path).unwrap();
+        for (key, loc) in entries {
+            writer.add(key, *loc).unwrap();
+        }
+        writer.finish().unwrap();
+        Run::open(&path, id).unwrap()
+    }
+
+    /// Keys in two sections, in stretches that one run or both hold, so both block copies and
+    /// entry-wise merging happen.
+    fn run_entries() -> impl Strategy<Value = Model> {
+        proptest::collection::vec(
+            (0u8..2, 0u32..3000, proptest::option::weighted(0.9, 0u32..99)),
+            0..600,
+        )
+        .prop_map(|entries| {
+            entries
+                .into_iter()
+                .map(|(section, n, loc)| {
+                    let mut key = vec![3, 0, 0, 0, 0, 0, 0, 0, 1, section];
+                    key.extend_from_slice(&u64::from(n).to_be_bytes());
+                    (key, loc.map(|len| Loc { offset: u64::from(n), len }))
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        // Each case writes and syncs three run files.
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn merging_a_table_and_runs_matches_the_model(
+            table in run_entries(),
+            newer in run_entries(),
+            older in run_entries(),
+            with_table in any::<bool>(),
+            drop_deletes in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let (a, b) = (write_run(dir.path(), 1, &newer), write_run(dir.path(), 2, &older));
+            let mut mem = Memtable::default();
+            for (key, loc) in &table {
+                mem.insert(key, *loc);
+            }
+            let path = run_path(dir.path(), 3);
+            let mut writer = RunWriter::create(&path).unwrap();
+            let runs = [Arc::new(a), Arc::new(b)];
+            let garbage =
+                merge_into(with_table.then_some(&mem), &runs, &mut writer, drop_deletes).unwrap();
+            writer.finish().unwrap();
+            let merged = Run::open(&path, 3).unwrap();
+
+            let mut want = older.clone();
+            let mut want_garbage = 0;
+            let newest = if with_table { vec![&newer, &table] } else { vec![&newer] };
+            for source in newest {
+                for (key, loc) in source {
+                    if let Some(Some(old)) = want.insert(key.clone(), *loc) {
+                        want_garbage += u64::from(old.len);
+                    }
+                }
+            }
+            if drop_deletes {
+                want.retain(|_, loc| loc.is_some());
+            }
+            let mut got = Model::new();
+            let mut cursor = merged.cursor(&[]).unwrap();
+            loop {
+                cursor.fill().unwrap();
+                let Some((key, loc)) = cursor.head() else { break };
+                got.insert(key.to_vec(), loc);
+                cursor.advance();
+            }
+            prop_assert_eq!(merged.entries, want.len() as u64);
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(garbage, want_garbage);
+            for (key, loc) in &want {
+                prop_assert_eq!(merged.get(key).unwrap(), Some(*loc));
+            }
+        }
     }
 }

@@ -55,9 +55,16 @@ pub(super) struct RunWriter {
     first: Option<Vec<u8>>,
     last: Vec<u8>,
     fences: Vec<u8>,
+    /// Where the next block goes in the file.
     offset: u64,
+    /// Finished blocks not yet written, from `written` on (written out about 1 MiB at a time).
+    out: Vec<u8>,
+    written: u64,
     entries: u64,
 }
+
+/// Finished blocks are written out once this many bytes are pending.
+const WRITE_CHUNK: usize = 1 << 20;
 
 impl RunWriter {
     /// Creates (truncating) the run file at `path`.
@@ -71,8 +78,50 @@ impl RunWriter {
             last: Vec::new(),
             fences: Vec::new(),
             offset: 0,
+            out: Vec::new(),
+            written: 0,
             entries: 0,
         })
+    }
+
+    /// Adds a whole block of another run, unchanged: its `entries` entries all sort after every
+    /// entry added so far and before every entry added next.
+    pub(super) fn add_block(&mut self, block: &RawBlock<'_>) -> io::Result<()> {
+        self.end_block()?;
+        let len = u32::try_from(block.raw.len()).map_err(|_| bad("index block too long"))?;
+        self.push_fence(
+            &block.fence.first.to_vec(),
+            &block.fence.last.to_vec(),
+            len,
+            block.fence.crc,
+        )?;
+        self.out.extend_from_slice(block.raw);
+        self.offset += u64::from(len);
+        self.entries += block.entries;
+        self.write_out(false)
+    }
+
+    fn push_fence(&mut self, first: &[u8], last: &[u8], len: u32, crc: u32) -> io::Result<()> {
+        for key in [first, last] {
+            let klen = u32::try_from(key.len()).map_err(|_| bad("index key too long"))?;
+            self.fences.extend_from_slice(&klen.to_le_bytes());
+            self.fences.extend_from_slice(key);
+        }
+        self.fences.extend_from_slice(&self.offset.to_le_bytes());
+        self.fences.extend_from_slice(&len.to_le_bytes());
+        self.fences.extend_from_slice(&crc.to_le_bytes());
+        Ok(())
+    }
+
+    /// Writes the pending blocks once there are enough of them (or all, with `all`).
+    fn write_out(&mut self, all: bool) -> io::Result<()> {
+        if self.out.len() >= WRITE_CHUNK || (all && !self.out.is_empty()) {
+            self.file.write_all_at(&self.out, self.written)?;
+            self.written += self.out.len() as u64;
+            self.out.clear();
+            super::lsm::crash_point("run partly written");
+        }
+        Ok(())
     }
 
     /// Adds the next entry (keys must ascend).
@@ -106,23 +155,19 @@ impl RunWriter {
     fn end_block(&mut self) -> io::Result<()> {
         let Some(first) = self.first.take() else { return Ok(()) };
         let len = u32::try_from(self.block.len()).map_err(|_| bad("index block too long"))?;
-        self.file.write_all_at(&self.block, self.offset)?;
-        for key in [&first, &self.last] {
-            let klen = u32::try_from(key.len()).map_err(|_| bad("index key too long"))?;
-            self.fences.extend_from_slice(&klen.to_le_bytes());
-            self.fences.extend_from_slice(key);
-        }
-        self.fences.extend_from_slice(&self.offset.to_le_bytes());
-        self.fences.extend_from_slice(&len.to_le_bytes());
-        self.fences.extend_from_slice(&crc32fast::hash(&self.block).to_le_bytes());
+        let last = std::mem::take(&mut self.last);
+        self.push_fence(&first, &last, len, crc32fast::hash(&self.block))?;
+        self.last = last;
+        self.out.extend_from_slice(&self.block);
         self.offset += u64::from(len);
         self.block.clear();
-        Ok(())
+        self.write_out(false)
     }
 
     /// Writes the fences and footer and syncs the file.
     pub(super) fn finish(mut self) -> io::Result<()> {
         self.end_block()?;
+        self.write_out(true)?;
         let fences_len = u32::try_from(self.fences.len()).map_err(|_| bad("fences too long"))?;
         self.file.write_all_at(&self.fences, self.offset)?;
         let mut footer = Vec::with_capacity(FOOTER_LEN);
@@ -324,5 +369,42 @@ impl Cursor<'_> {
         if let Some((_, _, _, next)) = self.head.take() {
             self.at = next;
         }
+    }
+
+    /// When the cursor (filled) is at the start of a block: that whole block, to be copied
+    /// as it is, and whether it holds a deletion.
+    pub(super) fn whole_block(&self) -> io::Result<Option<(RawBlock<'_>, bool)>> {
+        if self.at != 0 || self.head.is_none() {
+            return Ok(None);
+        }
+        let Some(fence) = self.run.fences.get(self.block) else { return Ok(None) };
+        let (mut at, mut entries, mut deletes) = (0, 0, false);
+        while at < self.raw.len() {
+            let (_, loc, next) = parse_entry(&self.raw, at)?;
+            deletes |= loc.is_none();
+            entries += 1;
+            at = next;
+        }
+        Ok(Some((RawBlock { raw: &self.raw, fence, entries }, deletes)))
+    }
+
+    /// Moves past the rest of the current block.
+    pub(super) fn skip_block(&mut self) {
+        self.head = None;
+        self.at = self.raw.len();
+    }
+}
+
+/// A whole block of a run, with its fence.
+pub(super) struct RawBlock<'a> {
+    raw: &'a [u8],
+    fence: &'a Fence,
+    entries: u64,
+}
+
+impl RawBlock<'_> {
+    /// The block's last key.
+    pub(super) fn last(&self) -> &IndexKey {
+        &self.fence.last
     }
 }
