@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use corestore_hypercore::{AppendError, Hypercore, TruncateError};
+use corestore_hypercore::{AppendError, ClearError, ClearReport, Hypercore, TruncateError};
 use corestore_keys::{CoreKey, DiscoveryKey, Manifest};
 use corestore_storage::StorageError;
 use tokio::sync::{broadcast, mpsc, watch, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -317,6 +317,17 @@ impl SharedCore {
         self.with_replicator(|r| r.handle_truncate(&*core, now()));
         self.publish(ReplicatorEvent::Truncated { length, fork: core.fork() });
         Ok(())
+    }
+
+    /// Clears the stored blocks `[start, end)` (`Hypercore::clear`); peers hear
+    /// `range { drop: true }` at once and stop asking for them.
+    pub async fn clear(&self, start: u64, end: u64) -> Result<ClearReport, ClearError> {
+        let mut core = self.write().await;
+        let report = core.clear(start, end).await?;
+        if report.blocks > 0 {
+            self.with_replicator(|r| r.handle_clear(report.start, report.end, &*core, now()));
+        }
+        Ok(report)
     }
 
     /// Block `index`: from storage, or else from a peer, waiting as `options` say. Dropping the
