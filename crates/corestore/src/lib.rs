@@ -106,8 +106,9 @@
 //! ```
 //!
 //! # Listing and watching
-//! [`Corestore::list`] gives the discovery key of every stored core ([`Corestore::list_namespace`]
-//! one namespace's), and [`Corestore::watch`] a stream of cores as they open.
+//! [`Corestore::list`] streams the discovery key of every stored core, paged from storage
+//! ([`Corestore::list_namespace`] one namespace's), and [`Corestore::watch`] is a stream of cores
+//! as they open.
 //!
 //! # Replicating and clearing
 //! [`Corestore::replicate`] replicates every open core over one stream ([`testing`] wires
@@ -120,6 +121,7 @@ mod backend;
 mod core;
 mod error;
 mod get;
+mod list;
 mod open;
 mod replication;
 mod session;
@@ -138,6 +140,7 @@ pub use crate::error::{
     ListError, OpenError, SeekError, TruncateError,
 };
 pub use crate::get::{CoreRef, GetOptions};
+pub use crate::list::CoreList;
 pub use crate::replication::ReplicateError;
 pub use crate::session::{Core, CoreInfo};
 pub use crate::store::{Builder, Corestore, SessionOptions, StoreStats, DEFAULT_LINGER};
