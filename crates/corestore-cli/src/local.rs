@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use corestore::keys::parse_id;
 use corestore::{Corestore, PrimaryKey};
+use futures::StreamExt;
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
@@ -58,7 +59,9 @@ pub(crate) fn info(rt: &Runtime, dir: &Path, target: &Target) -> anyhow::Result<
 /// `corestore list`: one `info` line per stored core, in discovery-key order.
 pub(crate) fn list(rt: &Runtime, dir: &Path) -> anyhow::Result<()> {
     with_store(rt, dir, Open::Existing, None, async |store| {
-        for discovery_key in store.list().await? {
+        let mut listed = store.list();
+        while let Some(discovery_key) = listed.next().await {
+            let discovery_key = discovery_key?;
             let core = store
                 .get(discovery_key)
                 .await

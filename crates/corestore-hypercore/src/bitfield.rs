@@ -25,6 +25,21 @@ impl StagedPages {
     pub fn encoded(&self) -> impl Iterator<Item = (u64, Vec<u8>)> + '_ {
         self.0.iter().map(|(i, p)| (*i, encode_page(p)))
     }
+
+    /// Adds the current pages of `bitfield` that overlap `[start, end)` and are not staged yet,
+    /// unchanged (to persist pages whose bits only a hint covered so far).
+    pub(crate) fn include(&mut self, bitfield: &Bitfield, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        for page_index in start / PAGE_BITS..=(end - 1) / PAGE_BITS {
+            if self.0.iter().any(|(p, _)| *p == page_index) {
+                continue;
+            }
+            let page = bitfield.pages.get(&page_index).cloned().unwrap_or_else(empty_page);
+            self.0.push((page_index, page));
+        }
+    }
 }
 
 fn empty_page() -> Page {
@@ -105,6 +120,29 @@ impl Bitfield {
         self.commit(staged);
     }
 
+    /// Number of present blocks in `[start, end)`.
+    pub fn count(&self, start: u64, end: u64) -> u64 {
+        if start >= end {
+            return 0;
+        }
+        let mut total = 0u64;
+        for (&page_index, page) in self.pages.range(start / PAGE_BITS..=(end - 1) / PAGE_BITS) {
+            let base = page_index * PAGE_BITS;
+            let from = start.max(base) - base;
+            let to = end.min(base + PAGE_BITS) - base;
+            let mut bit = from;
+            while bit < to {
+                let offset = bit % 32;
+                let n = (to - bit).min(32 - offset);
+                let mask = if n == 32 { u32::MAX } else { ((1u32 << n) - 1) << offset };
+                let word = page.get((bit / 32) as usize).copied().unwrap_or(0);
+                total += u64::from((word & mask).count_ones());
+                bit += n;
+            }
+        }
+        total
+    }
+
     /// The first absent block at or after `from`.
     pub fn first_unset(&self, from: u64) -> u64 {
         let mut i = from;
@@ -136,6 +174,9 @@ mod tests {
         assert_eq!(b.first_unset(0), 70_000);
         b.set_range(40_000, 40_001, false);
         assert_eq!(b.first_unset(0), 40_000);
+        assert_eq!(b.count(0, 1 << 40), 69_999);
+        assert_eq!(b.count(32_760, 32_780), 20);
+        assert_eq!(b.count(39_999, 40_002), 2);
         let pages: Vec<_> = b.stage(0, 0, true).encoded().collect();
         assert!(pages.is_empty());
         let stored: Vec<_> = b.stage(0, 1, true).encoded().collect();
@@ -160,6 +201,10 @@ mod tests {
             }
             let first = v.iter().position(|x| !x).unwrap() as u64;
             prop_assert_eq!(b.first_unset(0), first);
+            for (start, end) in [(0, 3300), (1, 33), (31, 32), (64, 3000), (100, 100)] {
+                let expected = v[start as usize..end as usize].iter().filter(|x| **x).count();
+                prop_assert_eq!(b.count(start, end), expected as u64);
+            }
         }
     }
 }

@@ -7,7 +7,8 @@
 //! [`Data`] message. Verification itself is pure ([`verify()`]), storage writes come after it.
 //! When the writer truncates, replicas follow through [`Hypercore::verify_fork_proof`],
 //! [`Reorg`] and [`Hypercore::apply_reorg`] (see [`reorg`]); two valid signed trees at one fork
-//! freeze the core ([`Hypercore::check_conflict`]).
+//! freeze the core ([`Hypercore::check_conflict`]). [`Hypercore::clear`] drops local blocks and
+//! keeps the tree, so they can be downloaded and verified again.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -39,6 +40,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bitfield;
+mod clear;
 mod conflict;
 mod core;
 pub mod flat;
@@ -52,6 +54,7 @@ mod tree;
 mod verify;
 
 pub use crate::bitfield::{Bitfield, StagedPages, PAGE_BITS};
+pub use crate::clear::{ClearError, ClearReport};
 pub use crate::conflict::ConflictError;
 pub use crate::core::{
     AppendError, Applied, CreateProofError, Hypercore, OpenError, ReceiveError, TruncateError,

@@ -273,6 +273,75 @@ impl Storage {
             .collect()
     }
 
+    /// One page of [`Storage::discovery_keys`]: up to `limit` discovery keys after `after`
+    /// (exclusive; `None` starts at the first), in byte order. Page through every stored core by
+    /// passing the last key of a page as the next `after`; a page shorter than `limit` is the
+    /// last. Holds at most one page in memory, however many cores are stored.
+    pub async fn discovery_keys_page(
+        &self,
+        after: Option<&DiscoveryKey>,
+        limit: usize,
+    ) -> Result<Vec<DiscoveryKey>, StorageError> {
+        let start = match after {
+            Some(dk) => {
+                let mut k = dkey_key(dk);
+                k.push(0);
+                k
+            }
+            None => vec![TAG_CORE_BY_DKEY],
+        };
+        let rows = self.backend.scan(&start, &[TAG_CORE_BY_DKEY + 1], limit).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|(key, _)| DiscoveryKey::try_from_slice(key.get(1..)?).ok())
+            .collect())
+    }
+
+    /// One page of [`Storage::namespace_discovery_keys`]: up to `limit` named cores of
+    /// `namespace` whose name sorts after `after` (exclusive; `None` starts at the first), as
+    /// (name, discovery key) in name order. Pass the last name of a page as the next `after`; a
+    /// page shorter than `limit` is the last.
+    pub async fn namespace_discovery_keys_page(
+        &self,
+        namespace: &Namespace,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, DiscoveryKey)>, StorageError> {
+        let prefix = alias_key(namespace, &[]);
+        let start = match after {
+            Some(name) => {
+                let mut k = alias_key(namespace, name);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        // The first key after every alias of `namespace`: the namespace bytes plus one.
+        let mut end = prefix.clone();
+        while let Some(last) = end.pop() {
+            if last < u8::MAX {
+                end.push(last + 1);
+                break;
+            }
+        }
+        let rows = self.backend.scan(&start, &end, limit).await?;
+        rows.into_iter()
+            .map(|(key, value)| {
+                let dk =
+                    DiscoveryKey::try_from_slice(&value).map_err(|_| StorageError::Corrupt {
+                        what: "alias",
+                        source: corestore_keys::compact::DecodeError::UnexpectedEnd {
+                            needed: 32,
+                            remaining: value.len(),
+                        }
+                        .into(),
+                    })?;
+                let name = key.get(prefix.len()..).unwrap_or_default().to_vec();
+                Ok((name, dk))
+            })
+            .collect()
+    }
+
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<(), StorageError> {
         Ok(self.backend.flush().await?)

@@ -3,6 +3,7 @@
 //! `cargo run -p corestore --example namespaces`
 
 use corestore::{CoreRef, Corestore};
+use futures::TryStreamExt;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -19,12 +20,9 @@ async fn main() -> anyhow::Result<()> {
     let core = nested.get(CoreRef::name("db")).await?;
     println!("drive-a/index: db = {}", core.key());
 
-    let listed = store.list_namespace(&drive_a.namespace_key()).await?;
-    println!(
-        "drive-a stores {} named core(s); the store holds {}",
-        listed.len(),
-        store.list().await?.len()
-    );
+    let listed: Vec<_> = store.list_namespace(&drive_a.namespace_key()).try_collect().await?;
+    let all: Vec<_> = store.list().try_collect().await?;
+    println!("drive-a stores {} named core(s); the store holds {}", listed.len(), all.len());
     store.close().await?;
     Ok(())
 }

@@ -199,6 +199,14 @@ impl SharedCore {
         self.replicated.truncate(length).await
     }
 
+    pub(crate) async fn clear(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<hypercore::ClearReport, hypercore::ClearError> {
+        self.replicated.clear(start, end).await
+    }
+
     /// Takes a manifest or key pair a later `get` brings that this core lacks: the log is
     /// reloaded from storage with it (and stores it) under the write lock, so every session sees
     /// it. Nothing happens when the core already has them.

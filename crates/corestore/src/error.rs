@@ -114,6 +114,18 @@ pub enum TruncateError {
     Core(#[from] hypercore::TruncateError),
 }
 
+/// Why a clear failed (nothing changed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClearError {
+    /// The session (or its store) is closed.
+    #[error("the core session is closed")]
+    Closed,
+    /// The range starts after it ends, or the log refused, or storage failed.
+    #[error(transparent)]
+    Core(#[from] hypercore::ClearError),
+}
+
 /// Why a seek failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -106,20 +106,22 @@
 //! ```
 //!
 //! # Listing and watching
-//! [`Corestore::list`] gives the discovery key of every stored core ([`Corestore::list_namespace`]
-//! one namespace's), and [`Corestore::watch`] a stream of cores as they open.
+//! [`Corestore::list`] streams the discovery key of every stored core, paged from storage
+//! ([`Corestore::list_namespace`] one namespace's), and [`Corestore::watch`] is a stream of cores
+//! as they open.
 //!
-//! # Not here yet
-//! Replication (`store.replicate`), `update`, `download` and `clear` on a core, and the
-//! in-memory replication harness come with the replication protocol; the core object they
-//! attach to is already shared per core (`get(i)` of a missing block waits and is woken by
-//! downloads as well as appends).
+//! # Replicating and clearing
+//! [`Corestore::replicate`] replicates every open core over one stream ([`testing`] wires
+//! stores in memory for tests); on a core, `get(i)` of a missing block waits for a peer,
+//! [`Core::update`] learns the peers' length, [`Core::download`] fetches a range, and
+//! [`Core::clear`] drops local blocks again (peers are told, and a later `get` re-downloads).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod backend;
 mod core;
 mod error;
 mod get;
+mod list;
 mod open;
 mod replication;
 mod session;
@@ -134,13 +136,15 @@ pub use corestore_storage as storage;
 
 pub use crate::core::CoreEvent;
 pub use crate::error::{
-    AppendError, BlockError, CloseError, ClosedError, GetError, KeyParseError, ListError,
-    OpenError, SeekError, TruncateError,
+    AppendError, BlockError, ClearError, CloseError, ClosedError, GetError, KeyParseError,
+    ListError, OpenError, SeekError, TruncateError,
 };
 pub use crate::get::{CoreRef, GetOptions};
+pub use crate::list::CoreList;
 pub use crate::replication::ReplicateError;
 pub use crate::session::{Core, CoreInfo};
 pub use crate::store::{Builder, Corestore, SessionOptions, StoreStats, DEFAULT_LINGER};
 pub use crate::watch::{CoreWatch, WatchedCore};
+pub use corestore_hypercore::ClearReport;
 pub use corestore_keys::{CoreKey, DiscoveryKey, KeyPair, Manifest, Namespace, PrimaryKey};
 pub use corestore_replicate::{Download, Replication, ReplicationError, ReplicationHandle};

@@ -9,7 +9,7 @@ use corestore_keys::{CoreKey, DiscoveryKey, Manifest};
 use futures::Stream;
 
 use crate::core::{CoreEvent, SharedCore};
-use crate::error::{AppendError, BlockError, ClosedError, SeekError, TruncateError};
+use crate::error::{AppendError, BlockError, ClearError, ClosedError, SeekError, TruncateError};
 use crate::get::GetOptions;
 use crate::store::StoreSession;
 
@@ -249,6 +249,49 @@ impl Core {
             return Err(TruncateError::NotWritable);
         }
         Ok(self.shared.truncate(length).await?)
+    }
+
+    /// Removes the locally stored blocks of `range` (JavaScript's `core.clear(start, end)`),
+    /// e.g. `core.clear(20..40)`, `core.clear(5..=5)` or `core.clear(..)`; a range past the
+    /// length is clamped. Afterwards [`Core::has`] is false for them and [`Core::get`] with
+    /// `wait` downloads them again, verified against the core's tree, which stays stored.
+    /// Connected peers hear of it at once (a `range` message with `drop`) and stop asking this
+    /// store for those blocks. Any session may clear, a writer's too: it then cannot serve the
+    /// blocks it cleared. A download still running over the range (a [`crate::Download`] not
+    /// dropped yet, or an eager core) fetches them again.
+    ///
+    /// Returns the range cleared and how many of its blocks were stored. One atomic write.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use corestore::{CoreRef, Corestore};
+    ///
+    /// let store = Corestore::in_memory().await?;
+    /// let core = store.get(CoreRef::name("log")).await?;
+    /// core.append_batch(&[b"a", b"b", b"c"]).await?;
+    /// let cleared = core.clear(1..).await?;
+    /// assert_eq!((cleared.start, cleared.end, cleared.blocks), (1, 3, 2));
+    /// assert!(core.has(0).await? && !core.has(1).await?);
+    /// assert_eq!((core.length(), core.contiguous_length()), (3, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn clear(
+        &self,
+        range: impl RangeBounds<u64>,
+    ) -> Result<corestore_hypercore::ClearReport, ClearError> {
+        self.check().map_err(|_| ClearError::Closed)?;
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.saturating_add(1),
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => u64::MAX,
+        };
+        Ok(self.shared.clear(start, end).await?)
     }
 
     /// A stream of the blocks in `range`, in order. Not live: an unbounded range ends at the

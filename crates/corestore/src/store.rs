@@ -15,7 +15,7 @@ use futures::channel::oneshot;
 
 use crate::backend::Releasable;
 use crate::core::SharedCore;
-use crate::error::{CloseError, ClosedError, GetError, ListError, OpenError};
+use crate::error::{CloseError, ClosedError, GetError, OpenError};
 use crate::get::{own_alias, Auth, CoreRef, GetOptions};
 use crate::open::open_core;
 use crate::session::{Core, SessionSlot};
@@ -459,26 +459,6 @@ impl Corestore {
         Ok(Self { inner: session })
     }
 
-    /// Discovery keys of every core stored here (all namespaces), in byte order.
-    pub async fn list(&self) -> Result<Vec<DiscoveryKey>, ListError> {
-        if self.is_closed() {
-            return Err(ListError::Closed);
-        }
-        Ok(self.inner.root.storage.discovery_keys().await?)
-    }
-
-    /// Discovery keys of the named cores stored in `namespace` (see
-    /// [`Corestore::namespace_key`]).
-    pub async fn list_namespace(
-        &self,
-        namespace: &Namespace,
-    ) -> Result<Vec<DiscoveryKey>, ListError> {
-        if self.is_closed() {
-            return Err(ListError::Closed);
-        }
-        Ok(self.inner.root.storage.namespace_discovery_keys(namespace).await?)
-    }
-
     /// A stream of every core opened from now on, in any session of the store; it ends when
     /// this store closes.
     pub fn watch(&self) -> Result<CoreWatch, ClosedError> {
@@ -545,7 +525,7 @@ mod tests {
         let root = store.inner.root.clone();
         let unknown = DiscoveryKey::from_bytes([9; 32]);
         assert!(root.open_for_peer(unknown).await.unwrap().is_none(), "nothing created");
-        assert!(store.list().await.unwrap().is_empty());
+        assert!(futures::StreamExt::next(&mut store.list()).await.is_none());
 
         let dk = *store.get(CoreRef::name("served")).await.unwrap().discovery_key();
         tokio::task::yield_now().await;

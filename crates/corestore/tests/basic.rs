@@ -6,7 +6,7 @@ use corestore::{
     CoreRef, Corestore, GetError, GetOptions, Manifest, Namespace, OpenError, PrimaryKey,
     SessionOptions, StoreStats,
 };
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 fn stats(store: &Corestore) -> StoreStats {
     store.stats()
@@ -190,8 +190,9 @@ async fn list_stream() -> anyhow::Result<()> {
     }
     all.sort();
     in_namespace.sort();
-    let mut listed_all = store.list().await?;
-    let mut listed_ns = store.list_namespace(&namespace.namespace_key()).await?;
+    let mut listed_all: Vec<_> = store.list().try_collect().await?;
+    let mut listed_ns: Vec<_> =
+        store.list_namespace(&namespace.namespace_key()).try_collect().await?;
     listed_all.sort();
     listed_ns.sort();
     assert_eq!(listed_all, all, "without namespace: every core");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use corestore::{CoreKey, CoreRef, Corestore};
 use corestore_interop::Node;
+use futures::TryStreamExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
@@ -122,8 +123,8 @@ async fn whole_store(rust_initiator: bool, test: &str) {
     assert_eq!(within(waiting).await.unwrap().unwrap(), Some(b"late:2".to_vec()));
 
     // Exactly the cores each side was given.
-    let mut rust_list: Vec<String> =
-        store.list().await.unwrap().iter().map(corestore::DiscoveryKey::to_hex).collect();
+    let listed: Vec<corestore::DiscoveryKey> = store.list().try_collect().await.unwrap();
+    let mut rust_list: Vec<String> = listed.iter().map(corestore::DiscoveryKey::to_hex).collect();
     rust_list.sort();
     let mut expected: Vec<String> = mine.iter().map(|c| c.discovery_key().to_hex()).collect();
     expected.push(x["discoveryKey"].as_str().unwrap().to_owned());

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use corestore::{CoreRef, Corestore, PrimaryKey, Replication, SessionOptions};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 async fn within<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(60), f).await.expect("finished within 60 s")
@@ -320,6 +320,7 @@ async fn a_peer_without_the_key_learns_nothing() {
     assert_eq!(within(mine.get(0)).await.unwrap().as_deref(), Some(&b"public"[..]));
     assert_eq!(within(opened.next()).await.unwrap().key(), known.key());
     assert_eq!(store2.stats().open_cores, 1);
-    assert_eq!(store2.list().await.unwrap(), vec![*known.discovery_key()], "nothing else stored");
+    let listed: Vec<_> = store2.list().try_collect().await.unwrap();
+    assert_eq!(listed, vec![*known.discovery_key()], "nothing else stored");
     assert_eq!(secret.peer_count(), 0, "the secret core has no peer");
 }

@@ -16,7 +16,12 @@
  *                                       the byte S when a salt is given          -> {length}
  *   {"cmd":"truncate","length":L}       truncate (fork + 1)                       -> {length,fork}
  *   {"cmd":"download","start":S,"end":E} download [S,E), then check every block   -> {mismatches}
- *   {"cmd":"get","index":I}             core.get(I) (waits for a peer)           -> {value:HEX}
+ *   {"cmd":"get","index":I[,"timeout":MS]} core.get(I) (waits for a peer; with a timeout, a
+ *                                       request that times out gives {value:null,timedOut:true})
+ *                                                                              -> {value:HEX}
+ *   {"cmd":"clear","start":S,"end":E}   core.clear(S, E) (peers hear range drop)  -> {contiguousLength}
+ *   {"cmd":"remoteHas","index":I}       what each peer told us about block I      -> {has:[bool,...]}
+ *   {"cmd":"requested"}                 block indexes peers requested from us      -> {blocks:[...]}
  *   {"cmd":"present"}                   indexes stored locally                    -> {present:[...]}
  *   {"cmd":"waitPeer"}                  until the core has a peer                  -> {peers}
  *   {"cmd":"update"}                    core.update({wait:true})                  -> {length,fork}
@@ -56,11 +61,20 @@ const store = new Corestore(dir)
 let core = null
 let uploaded = 0
 let downloaded = 0
+const requested = []
 const sockets = []
 
 function track(c) {
   c.on('upload', () => uploaded++)
   c.on('download', () => downloaded++)
+  // Record the block requests each peer sends us (the wire handler calls peer.onrequest).
+  c.on('peer-add', (peer) => {
+    const onrequest = peer.onrequest.bind(peer)
+    peer.onrequest = (m) => {
+      if (m.block) requested.push(m.block.index)
+      return onrequest(m)
+    }
+  })
 }
 
 function replicate(socket, isInitiator) {
@@ -153,9 +167,23 @@ async function handle(msg) {
     case 'check':
       return { mismatches: await check(msg.start, msg.end) }
     case 'get': {
-      const value = await core.get(msg.index, { timeout: msg.timeout || 0 })
+      let value
+      try {
+        value = await core.get(msg.index, { timeout: msg.timeout || 0 })
+      } catch (err) {
+        if (msg.timeout && err.code === 'REQUEST_TIMEOUT') return { value: null, timedOut: true }
+        throw err
+      }
       return { value: value === null ? null : b4a.toString(value, 'hex') }
     }
+    case 'clear': {
+      await core.clear(msg.start, msg.end)
+      return { contiguousLength: core.contiguousLength }
+    }
+    case 'remoteHas':
+      return { has: core.peers.map((peer) => peer._remoteHasBlock(msg.index)) }
+    case 'requested':
+      return { blocks: requested }
     case 'present': {
       const present = []
       for (let i = 0; i < core.length; i++) if (await core.has(i)) present.push(i)

@@ -4,6 +4,8 @@
 mod action;
 #[cfg(test)]
 mod attack_tests;
+#[cfg(test)]
+mod clear_tests;
 mod message;
 mod peer;
 mod remote;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use corestore_hypercore::{AppendError, Hypercore, TruncateError};
+use corestore_hypercore::{AppendError, ClearError, ClearReport, Hypercore, TruncateError};
 use corestore_keys::{CoreKey, DiscoveryKey, Manifest};
 use corestore_storage::StorageError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -22,7 +22,9 @@ use super::stream::Command;
 use crate::mux::ChannelId;
 use crate::protocol::{Action, PeerId, RangeId, Replicator, ReplicatorConfig, ReplicatorEvent};
 
-/// Events of a [`SharedCore`] kept for slow subscribers before the oldest are dropped.
+/// Events of a [`SharedCore`] kept for slow subscribers before the oldest are dropped. The
+/// buffer is allocated in full (about 90 KiB) when the first subscriber comes, not before: most
+/// cores of a large store are never subscribed to.
 const EVENT_BACKLOG: usize = 1024;
 
 /// Why a read of a [`SharedCore`] failed.
@@ -151,7 +153,8 @@ struct Inner {
     changed: watch::Sender<u64>,
     /// Waiters for the contiguous length to reach a value (woken only then, not per block).
     contiguous: Mutex<Vec<(u64, oneshot::Sender<()>)>>,
-    events: broadcast::Sender<ReplicatorEvent>,
+    /// Created by the first [`SharedCore::subscribe`]: until then events have no receiver.
+    events: std::sync::OnceLock<broadcast::Sender<ReplicatorEvent>>,
 }
 
 /// One open core, shared (cloning is cheap and gives another handle on the same core).
@@ -173,7 +176,7 @@ impl SharedCore {
             }),
             changed: watch::channel(0).0,
             contiguous: Mutex::new(Vec::new()),
-            events: broadcast::channel(EVENT_BACKLOG).0,
+            events: std::sync::OnceLock::new(),
         }))
     }
 
@@ -216,12 +219,21 @@ impl SharedCore {
     }
 
     pub(crate) fn publish(&self, event: ReplicatorEvent) {
-        let _ = self.0.events.send(event);
+        if let Some(events) = self.0.events.get() {
+            let _ = events.send(event);
+        }
     }
 
-    /// The replication events of this core (downloads, uploads, peers, upgrades, extensions).
+    /// The replication events of this core (downloads, uploads, peers, upgrades, extensions)
+    /// from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ReplicatorEvent> {
-        self.0.events.subscribe()
+        self.0.events.get_or_init(|| broadcast::channel(EVENT_BACKLOG).0).subscribe()
+    }
+
+    /// True once anyone subscribed to the events (the event buffer exists).
+    #[cfg(test)]
+    pub(crate) fn has_event_buffer(&self) -> bool {
+        self.0.events.get().is_some()
     }
 
     /// How many peers replicate this core now.
@@ -249,7 +261,7 @@ impl SharedCore {
             let (peer, command) = match action {
                 Action::Event(event) => {
                     changed = true;
-                    let _ = self.0.events.send(event);
+                    self.publish(event);
                     continue;
                 }
                 Action::Send { peer, message } => (peer, Command::Send { message }),
@@ -346,6 +358,17 @@ impl SharedCore {
         self.with_replicator(|r| r.handle_truncate(&*core, now()));
         self.publish(ReplicatorEvent::Truncated { length, fork: core.fork() });
         Ok(())
+    }
+
+    /// Clears the stored blocks `[start, end)` (`Hypercore::clear`); peers hear
+    /// `range { drop: true }` at once and stop asking for them.
+    pub async fn clear(&self, start: u64, end: u64) -> Result<ClearReport, ClearError> {
+        let mut core = self.write().await;
+        let report = core.clear(start, end).await?;
+        if report.blocks > 0 {
+            self.with_replicator(|r| r.handle_clear(report.start, report.end, &*core, now()));
+        }
+        Ok(report)
     }
 
     /// Block `index`: from storage, or else from a peer, waiting as `options` say. Dropping the
@@ -519,5 +542,28 @@ impl Drop for Download {
     fn drop(&mut self) {
         let id = self.id;
         self.core.with_replicator(|r| r.unwant_range(id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use corestore_keys::KeyPair;
+    use corestore_storage::{MemoryStorage, Storage};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_event_buffer_comes_with_the_first_subscriber_and_events_reach_it() {
+        let storage = Storage::open(Arc::new(MemoryStorage::new())).await.unwrap();
+        let core = Hypercore::create(&storage, KeyPair::generate(), None).await.unwrap();
+        let shared = SharedCore::new(core, ReplicatorConfig::default());
+        shared.append(&[b"unheard"]).await.unwrap();
+        assert!(!shared.has_event_buffer(), "no subscriber, no 1,024-event buffer");
+        let mut events = shared.subscribe();
+        assert!(shared.has_event_buffer());
+        shared.append(&[b"heard"]).await.unwrap();
+        let event = events.recv().await.unwrap();
+        assert_eq!(event, ReplicatorEvent::Appended { length: 2, byte_length: 12 });
+        assert!(events.try_recv().is_err(), "events from before the subscription are not kept");
     }
 }

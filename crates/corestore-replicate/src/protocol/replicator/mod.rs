@@ -4,7 +4,8 @@
 //! channel. Call order: [`Replicator::add_peer`] when a channel opens (it checks the
 //! capability), [`Replicator::handle_message`] for every message, the `handle_*` completions
 //! for the async work it asked for, [`Replicator::handle_timeout`] at
-//! [`Replicator::poll_timeout`], and the local commands (`want_*`, [`Replicator::handle_append`]);
+//! [`Replicator::poll_timeout`], and the local commands (`want_*`, [`Replicator::handle_append`],
+//! [`Replicator::handle_clear`]);
 //! after each call drain [`Replicator::poll_action`]. Every call takes a [`CoreView`] of the core
 //! as it is now and the current time; nothing here does I/O or reads a clock.
 //!
@@ -12,6 +13,7 @@
 //! received data to the core for verification ([`Action::Verify`]), so a peer's bytes reach
 //! storage only through `corestore-hypercore`'s verifier.
 
+mod clear;
 mod download;
 mod fork;
 mod upload;
