@@ -113,3 +113,34 @@ fn a_bad_group_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid value 'nonsense'") && err.contains("replicate"), "{err}");
 }
+
+/// `compare` with no `node` on PATH: a notice and an empty JavaScript column; with
+/// `CORESTORE_INTEROP=require`, one clear error line and a failure, never a panic.
+#[test]
+fn without_node_the_js_column_is_empty_and_require_makes_it_an_error() {
+    let empty = tempfile::tempdir().unwrap();
+    let compare = |require: bool| {
+        let mut cmd = Command::new(exe());
+        cmd.args(["--smoke", "--only", "open", "--cores", "10"]).env("PATH", empty.path());
+        if require {
+            cmd.env("CORESTORE_INTEROP", "require");
+        } else {
+            cmd.env_remove("CORESTORE_INTEROP");
+        }
+        cmd.output().expect("run compare")
+    };
+
+    let out = compare(false);
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("NOTICE: `node` is not on PATH"), "{stderr}");
+    assert!(stdout.contains("| open | open + ready 10 named cores: time | — |"), "{stdout}");
+
+    let out = compare(true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("CORESTORE_INTEROP=require but `node` is not on PATH"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no table");
+}

@@ -97,6 +97,32 @@ impl Sizes {
         scale: ScaleOptions { blocks: 5000, batch: 100, random: 1000 },
     };
 
+    /// An error naming the first size the workloads cannot run (a count of 0, blocks of fewer
+    /// than 8 bytes).
+    pub fn check(&self) -> Result<()> {
+        let counts = [
+            ("--blocks", self.log.blocks),
+            ("--single", self.log.single),
+            ("--random", self.log.random),
+            ("the batch", self.log.batch),
+            ("--cores", self.open_cores),
+            ("--replicate-1k", self.replicate_small.blocks),
+            ("--replicate-64k", self.replicate_large.blocks),
+            ("--blocks-4m", self.scale.blocks),
+            ("--random-4m", self.scale.random),
+            ("the batch of the store at scale", self.scale.batch),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            anyhow::bail!("{name} must be at least 1");
+        }
+        let sizes = [self.log.size, self.replicate_small.size, self.replicate_large.size];
+        anyhow::ensure!(
+            sizes.iter().all(|&s| s >= 8),
+            "blocks carry their index: at least 8 bytes"
+        );
+        Ok(())
+    }
+
     /// Every count of `self` times `fraction` (at least 1; block sizes and batches unchanged).
     #[must_use]
     pub fn fraction(self, fraction: f64) -> Self {
@@ -221,6 +247,7 @@ impl Compare {
     /// Runs the selected groups in the order of the table, JavaScript first within each.
     pub async fn run(&self) -> Result<Report> {
         let sizes = self.sizes;
+        sizes.check()?;
         let log = if self.runs(Group::Append) || self.runs(Group::Read) {
             Some(self.log().await?)
         } else {
@@ -352,6 +379,20 @@ mod tests {
         assert_eq!(tenth.scale.blocks, 400_000);
         assert_eq!(Sizes::SMOKE.fraction(0.0).replicate_large.blocks, 1);
         assert_eq!(Sizes::SMOKE.fraction(f64::NAN).scale.blocks, 1);
+    }
+
+    #[test]
+    fn sizes_of_zero_are_refused_before_anything_runs() {
+        assert!(Sizes::FULL.check().is_ok() && Sizes::SMOKE.fraction(0.01).check().is_ok());
+        let mut s = Sizes::SMOKE;
+        s.log.random = 0;
+        assert_eq!(s.check().unwrap_err().to_string(), "--random must be at least 1");
+        let mut s = Sizes::SMOKE;
+        s.scale.blocks = 0;
+        assert_eq!(s.check().unwrap_err().to_string(), "--blocks-4m must be at least 1");
+        let mut s = Sizes::SMOKE;
+        s.log.size = 4;
+        assert!(s.check().is_err());
     }
 
     #[test]
