@@ -1,16 +1,18 @@
-//! Hypercore log throughput on the default disk backend, and proof create + verify on a
-//! 1M-block tree. Compare with `node tests/interop/scripts/bench-hypercore.js` (same workloads
-//! on JavaScript corestore 7 / RocksDB, same machine).
+//! Log throughput through the `Corestore` facade on the default disk backend (the workloads of
+//! `corestore_benches::log`, which `compare` runs against `tests/interop/scripts/
+//! bench-hypercore.js` in the same run), and proof create + verify on a 1M-block tree.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use corestore::{CoreRef, Corestore};
+use corestore_benches::log;
 use corestore_hypercore::{Data, Hypercore, NodeRequest, Request, UpgradeRequest};
 use corestore_keys::KeyPair;
-use corestore_storage::{DiskStorage, MemoryStorage, Storage, StorageBackend};
+use corestore_storage::{MemoryStorage, Storage, StorageBackend};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use tokio::runtime::Runtime;
@@ -20,38 +22,24 @@ const SINGLE: u64 = 20_000;
 const SIZE: usize = 1024;
 
 fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread().build().expect("tokio runtime")
-}
-
-/// Distinct blocks: the index in the first 8 bytes, as the JavaScript baseline writes them.
-fn make_block(template: &[u8], i: u64) -> Vec<u8> {
-    let mut b = template.to_vec();
-    b[..8].copy_from_slice(&i.to_le_bytes());
-    b
-}
-
-async fn disk_core(dir: &std::path::Path, seed: u8) -> (Arc<Storage>, Hypercore) {
-    let backend: Arc<dyn StorageBackend> = Arc::new(DiskStorage::open(dir).expect("disk store"));
-    let storage = Storage::open(backend).await.expect("storage");
-    let core =
-        Hypercore::create(&storage, KeyPair::from_seed(&[seed; 32]), None).await.expect("core");
-    (storage, core)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
 }
 
 async fn append_all(core: &mut Hypercore, template: &[u8], count: u64, batch: u64) {
     let mut i = 0;
     while i < count {
         let end = (i + batch).min(count);
-        let blocks: Vec<Vec<u8>> = (i..end).map(|j| make_block(template, j)).collect();
+        let blocks: Vec<Vec<u8>> = (i..end).map(|j| log::block(template, j)).collect();
         core.append(&blocks).await.expect("append");
         i = end;
     }
 }
 
+/// The `append` rows of the `compare` harness (`corestore_benches::log`), as a criterion loop.
 fn append(c: &mut Criterion) {
     let rt = runtime();
-    let template = vec![0xab; SIZE];
-    let mut group = c.benchmark_group("hypercore append 1 KiB (disk)");
+    let template = log::template(SIZE);
+    let mut group = c.benchmark_group("corestore append 1 KiB (disk)");
     group.sample_size(10).warm_up_time(Duration::from_secs(1));
     for (count, batch) in [(BLOCKS, 100u64), (SINGLE, 1)] {
         group.throughput(Throughput::Elements(count));
@@ -61,10 +49,13 @@ fn append(c: &mut Criterion) {
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().expect("tempdir");
                     total += rt.block_on(async {
-                        let (_storage, mut core) = disk_core(dir.path(), 1).await;
-                        let start = Instant::now();
-                        append_all(&mut core, &template, count, batch).await;
-                        start.elapsed()
+                        let store = Corestore::open(dir.path()).await.expect("store");
+                        let core =
+                            store.get(CoreRef::KeyPair(log::key_pair(1))).await.expect("core");
+                        let rate =
+                            log::append_rate(&core, &template, count, batch).await.expect("append");
+                        store.close().await.expect("close");
+                        Duration::from_secs_f64(rate.seconds)
                     });
                 }
                 total
@@ -74,35 +65,31 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
-fn sequential_get(c: &mut Criterion) {
+/// The `read` rows of the `compare` harness, as criterion loops, on a reopened store.
+fn get(c: &mut Criterion) {
     let rt = runtime();
-    let template = vec![0xcd; SIZE];
+    let template = log::template(SIZE);
     let dir = tempfile::tempdir().expect("tempdir");
-    let discovery_key = rt.block_on(async {
-        let (_storage, mut core) = disk_core(dir.path(), 2).await;
-        append_all(&mut core, &template, BLOCKS, 100).await;
-        core.flush().await.expect("flush");
-        *core.discovery_key()
+    rt.block_on(async {
+        let store = Corestore::open(dir.path()).await.expect("store");
+        let core = store.get(CoreRef::KeyPair(log::key_pair(2))).await.expect("core");
+        log::append_rate(&core, &template, BLOCKS, 100).await.expect("append");
+        store.close().await.expect("close");
     });
     // Reopened (cold), as the JavaScript baseline does.
-    let core = rt.block_on(async {
-        let backend: Arc<dyn StorageBackend> =
-            Arc::new(DiskStorage::open(dir.path()).expect("disk store"));
-        let storage = Storage::open(backend).await.expect("storage");
-        Hypercore::open_existing(&storage, &discovery_key).await.expect("open").expect("stored")
+    let (_store, core) = rt.block_on(async {
+        let store = Corestore::open(dir.path()).await.expect("reopen");
+        let core = store.get(CoreRef::KeyPair(log::key_pair(2))).await.expect("core");
+        (store, core)
     });
-    let mut group = c.benchmark_group("hypercore get 1 KiB (disk)");
+    let mut group = c.benchmark_group("corestore get 1 KiB (disk)");
     group.sample_size(10).warm_up_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(BLOCKS));
     group.bench_function("sequential 100k", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                for i in 0..BLOCKS {
-                    let block = core.get(i).await.expect("get").expect("present");
-                    assert_eq!(block.len(), SIZE);
-                }
-            });
-        });
+        b.iter(|| rt.block_on(log::sequential_rate(&core, SIZE)).expect("read"));
+    });
+    group.bench_function("random 100k", |b| {
+        b.iter(|| rt.block_on(log::random_rate(&core, BLOCKS, SIZE)).expect("read"));
     });
     group.finish();
 }
@@ -178,5 +165,5 @@ async fn storage_mem() -> Arc<Storage> {
     Storage::open(backend).await.expect("storage")
 }
 
-criterion_group!(benches, append, sequential_get, proofs);
+criterion_group!(benches, append, get, proofs);
 criterion_main!(benches);

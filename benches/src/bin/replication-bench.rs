@@ -3,12 +3,10 @@
 //! 100,000 × 1 KiB and 1,600 × 64 KiB; `--smoke` runs a tiny version. `serve` and `fetch` are
 //! the two sides of one run (the harness starts them as separate processes).
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use corestore_benches::replication::harness::{self, Harness, Pair, Side, Workload};
-use corestore_benches::replication::peer;
+use corestore_benches::replication::peer::PeerCommand;
 
 #[derive(Parser)]
 #[command(about = "Replication benchmark: Node and Rust peers over TCP loopback")]
@@ -40,28 +38,8 @@ enum Flavor {
 enum Cmd {
     /// The whole table (the default).
     Run,
-    /// Write a core and serve it (one side of a run).
-    Serve {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        blocks: u64,
-        #[arg(long)]
-        size: usize,
-    },
-    /// Download a core, verify and store it (the other side).
-    Fetch {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        key: String,
-        #[arg(long)]
-        port: u16,
-        #[arg(long)]
-        blocks: u64,
-        #[arg(long)]
-        size: usize,
-    },
+    #[command(flatten)]
+    Peer(PeerCommand),
 }
 
 fn main() -> Result<()> {
@@ -71,10 +49,7 @@ fn main() -> Result<()> {
         Flavor::Current => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
     };
     match cli.command.unwrap_or(Cmd::Run) {
-        Cmd::Serve { dir, blocks, size } => runtime.block_on(peer::serve(&dir, blocks, size)),
-        Cmd::Fetch { dir, key, port, blocks, size } => {
-            runtime.block_on(peer::fetch(&dir, &key, port, blocks, size))
-        }
+        Cmd::Peer(peer) => runtime.block_on(peer.run()),
         Cmd::Run => {
             let workloads = if cli.smoke {
                 vec![Workload { blocks: 2000, size: 1024 }, Workload { blocks: 32, size: 65536 }]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use corestore_interop::Node;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -16,7 +17,7 @@ use tokio::process::{Child, Command};
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// An implementation of one side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Side {
     /// JavaScript corestore 7.12.5 / hypercore 11.39.5.
     Node,
@@ -34,7 +35,7 @@ impl fmt::Display for Side {
 }
 
 /// Who serves and who downloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Pair {
     /// Writes the core and serves it.
     pub server: Side,
@@ -63,7 +64,7 @@ impl fmt::Display for Pair {
 }
 
 /// What is replicated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Workload {
     /// Blocks.
     pub blocks: u64,
@@ -90,7 +91,7 @@ impl fmt::Display for Workload {
 }
 
 /// One finished run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Run {
     /// Who served, who downloaded.
     pub pair: Pair,
@@ -133,6 +134,11 @@ impl Harness {
     /// are skipped.
     pub fn new(rust_exe: PathBuf, node: bool, caller: &str) -> Self {
         let node = if node { Node::get(caller) } else { None };
+        Self::with_node(rust_exe, node)
+    }
+
+    /// [`Harness::new`] with Node already made ready (or `None`: Node pairs are skipped).
+    pub fn with_node(rust_exe: PathBuf, node: Option<Node>) -> Self {
         Self { rust: rust_exe, rust_args: Vec::new(), node }
     }
 

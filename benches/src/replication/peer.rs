@@ -3,7 +3,7 @@
 //! speak the JSON lines of `tests/interop/scripts/bench-replicate.js`.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +18,55 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{block, blocks_per_append, peak_rss_kib, reset_peak_rss};
+
+/// The two sides of a run as subcommands (`serve …`, `fetch …`), the command line of
+/// `bench-replicate.js`: a binary that flattens this into its own subcommands can be the Rust
+/// peer of a [`super::harness::Harness`].
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum PeerCommand {
+    /// Write a core and serve it (one side of a run).
+    Serve {
+        /// Directory of the new store.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Blocks to write.
+        #[arg(long)]
+        blocks: u64,
+        /// Bytes per block.
+        #[arg(long)]
+        size: usize,
+    },
+    /// Download a core, verify and store it (the other side).
+    Fetch {
+        /// Directory of the new store.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The core key, hex.
+        #[arg(long)]
+        key: String,
+        /// The server's port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+        /// Blocks to download.
+        #[arg(long)]
+        blocks: u64,
+        /// Bytes per block.
+        #[arg(long)]
+        size: usize,
+    },
+}
+
+impl PeerCommand {
+    /// Runs this side ([`serve`] or [`fetch`]).
+    pub async fn run(self) -> Result<()> {
+        match self {
+            Self::Serve { dir, blocks, size } => serve(&dir, blocks, size).await,
+            Self::Fetch { dir, key, port, blocks, size } => {
+                fetch(&dir, &key, port, blocks, size).await
+            }
+        }
+    }
+}
 
 async fn disk_storage(dir: &Path) -> Result<Arc<Storage>> {
     let backend: Arc<dyn StorageBackend> =

@@ -8,10 +8,11 @@
 //! stderr and return early; with `CORESTORE_INTEROP=require` (set by `.ci/run`) a missing Node is a
 //! test failure, so CI never passes without running them.
 
+use std::fmt;
 use std::fs::File;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 
 /// A ready Node installation with the pinned reference packages.
 #[derive(Debug, Clone)]
@@ -30,15 +31,28 @@ impl Node {
     /// # Panics
     /// When Node is required but missing, or `npm ci` fails.
     pub fn get(test: &str) -> Option<Self> {
+        match Self::try_get() {
+            Ok(Some(node)) => Some(node),
+            Ok(None) => {
+                eprintln!("SKIPPED {test}: `node` is not on PATH (set CORESTORE_INTEROP=require to fail instead)");
+                None
+            }
+            Err(e) => panic!("{test}: {e}"),
+        }
+    }
+
+    /// [`Node::get`] without panics or messages, for binaries: `Ok(None)` when `node` is not on
+    /// PATH and `CORESTORE_INTEROP` is not `require`.
+    pub fn try_get() -> Result<Option<Self>, NodeError> {
         if !has_node() {
-            let required = std::env::var("CORESTORE_INTEROP").is_ok_and(|v| v == "require");
-            assert!(!required, "{test}: CORESTORE_INTEROP=require but `node` is not on PATH");
-            eprintln!("SKIPPED {test}: `node` is not on PATH (set CORESTORE_INTEROP=require to fail instead)");
-            return None;
+            if std::env::var("CORESTORE_INTEROP").is_ok_and(|v| v == "require") {
+                return Err(NodeError::Required);
+            }
+            return Ok(None);
         }
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
-        install(&dir);
-        Some(Self { dir })
+        install(&dir)?;
+        Ok(Some(Self { dir }))
     }
 
     /// Path of a script in `scripts/`.
@@ -96,20 +110,64 @@ impl Node {
     }
 }
 
+/// Why [`Node::try_get`] could not make the reference ready.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// `CORESTORE_INTEROP=require` but `node` is not on PATH.
+    Required,
+    /// `npm ci` ran and failed.
+    NpmCi {
+        /// Its exit status.
+        status: ExitStatus,
+    },
+    /// Reading the lockfile, locking, starting `npm` or writing the install stamp failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Required => f.write_str("CORESTORE_INTEROP=require but `node` is not on PATH"),
+            Self::NpmCi { status } => {
+                write!(f, "`npm ci` failed in {} ({status})", env!("CARGO_MANIFEST_DIR"))
+            }
+            Self::Io(e) => write!(f, "installing the JavaScript reference: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for NodeError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
 /// Runs `npm ci` once: skipped when `node_modules/.package-lock.json` matches the lockfile.
-fn install(dir: &Path) {
-    let lock = File::create(dir.join(".npm-ci.lock")).expect("create npm lock file");
-    lock.lock().expect("lock npm install");
-    let wanted = std::fs::read(dir.join("package-lock.json")).expect("package-lock.json");
+fn install(dir: &Path) -> Result<(), NodeError> {
+    let lock = File::create(dir.join(".npm-ci.lock"))?;
+    lock.lock()?;
+    let wanted = std::fs::read(dir.join("package-lock.json"))?;
     let stamp = dir.join("node_modules").join(".corestore-installed");
     if std::fs::read(&stamp).is_ok_and(|s| s == wanted) {
-        return;
+        return Ok(());
     }
     let status = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(dir)
-        .status()
-        .expect("run npm ci");
-    assert!(status.success(), "npm ci failed in {}", dir.display());
-    std::fs::write(&stamp, wanted).expect("write install stamp");
+        .status()?;
+    if !status.success() {
+        return Err(NodeError::NpmCi { status });
+    }
+    std::fs::write(&stamp, wanted)?;
+    Ok(())
 }

@@ -1,14 +1,15 @@
 'use strict'
 /*
- * JavaScript side of the storage scaling benchmark (benches/examples/scale.rs runs it).
- * corestore 7.12.5 / hypercore 11.39.5 from tests/interop/node_modules (NODE_PATH).
+ * JavaScript side of the storage-at-scale benchmark (corestore 7.12.5 / hypercore 11.39.5 on
+ * RocksDB). `benches/src/scale.rs` runs it (through `compare` and `examples/scale.rs`).
  *
- *   node scale.js write <dir> <blocks> <batch>   -> {"seconds","perSec","peakRssKb"}
- *   node scale.js read <dir> <blocks> <random>   -> {"openSeconds","peakRssAfterOpenKb",
- *                                                    "randomSeconds","randomPerSec"}
+ *   node scripts/bench-scale.js write <dir> <blocks> <batch>  -> {"seconds","perSec","peakRssKb"}
+ *   node scripts/bench-scale.js read <dir> <blocks> <random>  -> {"openSeconds","peakRssAfterOpenKb",
+ *                                                                 "randomSeconds","randomPerSec"}
  * write: one writer core (store.get({ keyPair })), `await core.append([batch blocks])` of 1 KiB
- * until <blocks>, then close. read (a fresh process): open the store and the core (timed), 1,000
- * random gets, peak RSS so far; then <random> random warm gets (timed).
+ * until <blocks> (timed), then close. read (a fresh process): open the store and the core (timed),
+ * 1,000 random gets, peak RSS so far (resourceUsage().maxRSS, KiB); then <random> random warm
+ * gets (timed).
  */
 const b4a = require('b4a')
 const crypto = require('hypercore-crypto')
