@@ -47,9 +47,10 @@ async fn run(ns: &[u64], batch: u64, random: u64, js: bool) -> Result<()> {
     for &n in ns {
         let options = ScaleOptions { blocks: n, batch, random };
         let mut runs = Vec::new();
-        for (name, index) in
-            [("Rust, persistent index (default)", "persistent"), ("Rust, in-memory index", "memory")]
-        {
+        for (name, index) in [
+            ("Rust, persistent index (default)", "persistent"),
+            ("Rust, in-memory index", "memory"),
+        ] {
             let program = || {
                 let mut cmd = Command::new(&me);
                 cmd.arg(format!("--index={index}"));

@@ -323,3 +323,29 @@ async fn the_answers_to_a_burst_of_requests_leave_in_few_writes() {
     let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
     assert!(writes < 3000 / 10, "{writes} writes for 3,000 blocks");
 }
+
+/// Whoever reacts to an event reads a head that already includes it: the head is published
+/// before the `Downloaded` event (a test waiting for the head after the last event used to
+/// wait forever when it read the head in between, about one run in thirty under load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_includes_a_block_by_the_time_its_download_event_arrives() {
+    let w = writer(2000).await;
+    let r = reader(&w, ReplicatorConfig::default()).await;
+    let mut events = r.subscribe();
+    let _conns = connect(&w, &r);
+    let download = r.download(0, Some(2000)).await;
+    let mut seen = 0;
+    while seen < 2000 {
+        match within(events.recv()).await {
+            Ok(ReplicatorEvent::Downloaded { index, .. }) => {
+                let head = r.head();
+                assert!(head.contiguous_length > index, "block {index}, head {head:?}");
+                seen += 1;
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => seen += n,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    within(download.done()).await;
+}

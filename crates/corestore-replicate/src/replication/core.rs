@@ -345,8 +345,15 @@ impl SharedCore {
         let before = core.length();
         let length = core.append(blocks).await?;
         if length != before {
-            self.with_replicator(|r| r.handle_append(&*core));
-            self.publish(ReplicatorEvent::Appended { length, byte_length: core.byte_length() });
+            let byte_length = core.byte_length();
+            let mut state = self.lock();
+            state.replicator.handle_append(&*core);
+            // The head first (dropping the guard publishes it), then what peers and
+            // subscribers hear: whoever reacts to an event reads the head it announces.
+            drop(core);
+            self.route(&mut state);
+            drop(state);
+            self.publish(ReplicatorEvent::Appended { length, byte_length });
         }
         Ok(length)
     }
@@ -355,8 +362,13 @@ impl SharedCore {
     pub async fn truncate(&self, length: u64) -> Result<(), TruncateError> {
         let mut core = self.write().await;
         core.truncate(length).await?;
-        self.with_replicator(|r| r.handle_truncate(&*core, now()));
-        self.publish(ReplicatorEvent::Truncated { length, fork: core.fork() });
+        let fork = core.fork();
+        let mut state = self.lock();
+        state.replicator.handle_truncate(&*core, now());
+        drop(core);
+        self.route(&mut state);
+        drop(state);
+        self.publish(ReplicatorEvent::Truncated { length, fork });
         Ok(())
     }
 

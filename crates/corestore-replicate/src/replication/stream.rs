@@ -416,6 +416,9 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
                 let result = view.receive(data).await;
                 let mut state = core.lock();
                 state.replicator.handle_received(peer, request, result, &*view, now());
+                // The new head is published (dropping the write guard) before the events are:
+                // whoever reacts to a `Downloaded` event by reading the head sees the block.
+                drop(view);
                 core.route(&mut state);
             }
             Command::VerifyForkProof { peer, request, data } => {
@@ -437,6 +440,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
                 let result = view.apply_reorg(*reorg).await;
                 let mut state = core.lock();
                 state.replicator.handle_reorg_applied(result, &*view, now());
+                drop(view);
                 core.route(&mut state);
             }
             Command::CheckConflict { peer, data } => {
@@ -444,6 +448,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
                 let result = view.check_conflict(&data).await;
                 let mut state = core.lock();
                 state.replicator.handle_conflict(peer, result);
+                drop(view);
                 core.route(&mut state);
             }
             Command::CloseChannel { error } => {
