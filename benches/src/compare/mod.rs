@@ -39,7 +39,7 @@ pub enum Group {
     Open,
     /// Replicate one core over TCP between two processes, every pair of implementations.
     Replicate,
-    /// One store replicating 1,000 small cores to another (pending: branch `clear`).
+    /// One store replicating 1,000 small cores to another (not wired into this table yet: run `cores-bench`).
     Cores,
     /// A store of 4 million blocks: write, reopen in a fresh process, reads.
     Scale,

@@ -85,7 +85,7 @@ pub fn markdown(rows: &[Row]) -> String {
     out.push_str("|---|---|---|---|---|\n");
     for row in rows {
         let (js, rust, ratio) = if row.pending {
-            let pending = "pending (branch `clear`)".to_owned();
+            let pending = "not wired yet: `--bin cores-bench`".to_owned();
             (pending.clone(), pending, "—".to_owned())
         } else {
             let cell = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| row.unit.format(v));
@@ -326,7 +326,12 @@ mod tests {
         assert!(md.contains("| open | w | 8.000 s | 2.000 s | 4.00× |"), "{md}");
         assert!(md.contains("| open | w | — | 12.3k blocks/s | — |"), "{md}");
         assert!(md.contains("| cores | replicate 1,000 small cores"), "{md}");
-        assert!(md.contains("pending (branch `clear`) | pending (branch `clear`) | — |"), "{md}");
+        assert!(
+            md.contains(
+                "not wired yet: `--bin cores-bench` | not wired yet: `--bin cores-bench` | — |"
+            ),
+            "{md}"
+        );
         assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 1 + rows.len());
     }
 
