@@ -28,7 +28,6 @@ impl Replicator {
             }
             Wanted::ReorgHash => {
                 if let Some(reorg) = self.reorg.as_mut().and_then(|r| r.pending.take()) {
-                    let reorg = Box::new(reorg);
                     self.actions.push_back(Action::ReorgAnswer { peer: id, request, data, reorg });
                 }
             }

@@ -16,7 +16,8 @@ use super::{
 #[derive(Debug)]
 pub(super) struct ReorgState {
     pub(super) peer: PeerId,
-    pub(super) pending: Option<Reorg>,
+    /// Boxed: a reorg is rare and large, and every core holds a replicator.
+    pub(super) pending: Option<Box<Reorg>>,
 }
 
 impl Replicator {
@@ -38,7 +39,7 @@ impl Replicator {
             manifest: core.manifest().is_none(),
             ..Request::default()
         };
-        self.reorg = Some(ReorgState { peer: id, pending: None });
+        self.reorg = Some(Box::new(ReorgState { peer: id, pending: None }));
         self.send_request(id, Wanted::ForkProof, request, now);
     }
 
@@ -81,7 +82,7 @@ impl Replicator {
         match next {
             Some(next) => {
                 if let Some(state) = self.reorg.as_mut() {
-                    state.pending = Some(reorg);
+                    state.pending = Some(Box::new(reorg));
                 }
                 self.send_request(id, Wanted::ReorgHash, next, now);
             }

@@ -96,7 +96,7 @@ pub struct Replicator {
     downloading: bool,
     extensions: Vec<String>,
     /// The reorg in progress, with the peer that drives it.
-    reorg: Option<fork::ReorgState>,
+    reorg: Option<Box<fork::ReorgState>>,
     actions: VecDeque<Action>,
 }
 
