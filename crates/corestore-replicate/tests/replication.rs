@@ -314,10 +314,10 @@ async fn the_answers_to_a_burst_of_requests_leave_in_few_writes() {
     let (x, y) = tokio::io::duplex(1 << 20);
     let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let server = CountingWrites { inner: y, writes: writes.clone() };
-    let _reading = Replication::spawn(x, Role::Initiator, ReplicationOptions::default());
+    let reading = Replication::spawn(x, Role::Initiator, ReplicationOptions::default());
     let serving = Replication::spawn(server, Role::Responder, ReplicationOptions::default());
     serving.attach(&w);
-    _reading.attach(&r);
+    reading.attach(&r);
     let download = r.download(0, Some(3000)).await;
     within(download.done()).await;
     let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
