@@ -237,6 +237,16 @@ struct NodeState {
     repl: Replicator,
     /// Request ids in flight to the peer, as the actions tell (JavaScript's `inflight`).
     inflight: HashSet<u64>,
+    /// Fork proof and reorg requests in flight (outside the window).
+    fork_inflight: HashSet<u64>,
+}
+
+impl NodeState {
+    /// Request `id` is over (answered, refused or cancelled).
+    fn forget(&mut self, id: u64) {
+        self.inflight.remove(&id);
+        self.fork_inflight.remove(&id);
+    }
 }
 
 struct Harness {
@@ -269,8 +279,8 @@ impl Harness {
         let max_window = config().max_window as usize;
         Self {
             nodes: [
-                NodeState { core: writer, repl: Replicator::new(config()), inflight: HashSet::new() },
-                NodeState { core: reader, repl: Replicator::new(config()), inflight: HashSet::new() },
+                NodeState { core: writer, repl: Replicator::new(config()), inflight: HashSet::new(), fork_inflight: HashSet::new() },
+                NodeState { core: reader, repl: Replicator::new(config()), inflight: HashSet::new(), fork_inflight: HashSet::new() },
             ],
             link: None,
             queue: VecDeque::new(),
@@ -304,8 +314,10 @@ impl Harness {
             let [w, r] = &mut self.nodes;
             w.repl.remove_peer(pw, &w.core, now);
             r.repl.remove_peer(pr, &r.core, now);
-            w.inflight.clear();
-            r.inflight.clear();
+            for n in [w, r] {
+                n.inflight.clear();
+                n.fork_inflight.clear();
+            }
             self.queue.clear();
         }
     }
@@ -328,7 +340,7 @@ impl Harness {
             match action {
                 Action::Send { peer, message } => {
                     if let Message::Cancel { request } = &message {
-                        self.nodes[i].inflight.remove(request);
+                        self.nodes[i].forget(*request);
                     }
                     if on_link(peer, self) {
                         self.send(i, &message);
@@ -337,12 +349,24 @@ impl Harness {
                 Action::Request { peer, mut request } => {
                     if on_link(peer, self) {
                         let n = &mut self.nodes[i];
-                        n.inflight.insert(request.id);
+                        // A fork proof or reorg step (a request for the remote's higher fork)
+                        // goes out on top of the window, by design: one at a time, as a reorg
+                        // is one at a time. Everything else stays within the window.
+                        if request.fork > n.core.fork() {
+                            n.fork_inflight.insert(request.id);
+                        } else {
+                            n.inflight.insert(request.id);
+                        }
                         assert!(
                             n.inflight.len() <= self.max_window,
                             "{} requests in flight to one peer (max_window {})",
                             n.inflight.len(),
                             self.max_window
+                        );
+                        assert!(
+                            n.fork_inflight.len() <= 1,
+                            "{} fork requests in flight to one peer",
+                            n.fork_inflight.len()
                         );
                         if let Some(b) = request.block.as_mut() {
                             if let Ok(nodes) = n.core.missing_nodes(2 * b.index).await {
@@ -362,7 +386,7 @@ impl Harness {
                     let n = &mut self.nodes[i];
                     let request = data.request;
                     let result = n.core.receive(data).await;
-                    n.inflight.remove(&request);
+                    n.forget(request);
                     n.repl.handle_received(peer, request, result, &n.core, now);
                     if i == 1 {
                         self.check_reader().await;
@@ -397,7 +421,7 @@ impl Harness {
                     r.length = r.length.min(cap);
                 }
                 if let Message::NoData(no) = &message {
-                    n.inflight.remove(&no.request);
+                    n.forget(no.request);
                 }
                 n.repl.handle_message(peer, message, &n.core, now);
             }
