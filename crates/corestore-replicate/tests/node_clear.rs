@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corestore_hypercore::Hypercore;
-use corestore_interop::Node;
+use corestore_interop::ScriptPeer;
 use corestore_keys::{CoreKey, KeyPair};
 use corestore_replicate::protocol::{ReplicatorConfig, ReplicatorEvent};
 use corestore_replicate::{
@@ -18,9 +18,7 @@ use corestore_replicate::{
 };
 use corestore_storage::{MemoryStorage, Storage};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdin, ChildStdout};
 
 /// The block both sides write: see the script's header.
 fn block(i: u64) -> Vec<u8> {
@@ -28,39 +26,6 @@ fn block(i: u64) -> Vec<u8> {
     let mut b = i.to_le_bytes().to_vec();
     b.extend((0..extra).map(|j| ((i as usize * 13 + j) & 255) as u8));
     b
-}
-
-struct NodePeer {
-    _child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl NodePeer {
-    fn spawn(test: &str) -> Option<Self> {
-        let node = Node::get(test)?;
-        let mut cmd = tokio::process::Command::from(node.command("replicate-peer.js"));
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("start node");
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Some(Self { _child: child, stdin, lines })
-    }
-
-    async fn call(&mut self, command: Value) -> Value {
-        let line = format!("{command}\n");
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(120), self.lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("node did not answer {command} within 120 s"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("node exited while answering {command}"));
-        let value: Value = serde_json::from_str(&reply).unwrap();
-        assert!(value.get("error").is_none(), "node failed {command}: {}", value["error"]);
-        value
-    }
 }
 
 async fn within<F: std::future::Future>(f: F) -> F::Output {
@@ -81,7 +46,7 @@ async fn wait_length(core: &SharedCore, length: u64) {
 #[tokio::test]
 async fn a_node_writer_that_clears_sends_range_drop_and_rust_stops_asking_it() {
     let test = "a_node_writer_that_clears_sends_range_drop_and_rust_stops_asking_it";
-    let Some(mut node) = NodePeer::spawn(test) else { return };
+    let Some(mut node) = ScriptPeer::spawn(test, "replicate-peer.js") else { return };
     let created = node.call(json!({"cmd": "create", "blocks": 100})).await;
     let storage = Storage::open(Arc::new(MemoryStorage::new())).await.unwrap();
     let key = hex::decode(created["key"].as_str().unwrap()).unwrap();
@@ -113,7 +78,7 @@ async fn a_node_writer_that_clears_sends_range_drop_and_rust_stops_asking_it() {
 #[tokio::test]
 async fn a_rust_writer_that_clears_updates_the_node_peers_view_of_it() {
     let test = "a_rust_writer_that_clears_updates_the_node_peers_view_of_it";
-    let Some(mut node) = NodePeer::spawn(test) else { return };
+    let Some(mut node) = ScriptPeer::spawn(test, "replicate-peer.js") else { return };
     let storage = Storage::open(Arc::new(MemoryStorage::new())).await.unwrap();
     let mut core = Hypercore::create(&storage, KeyPair::generate(), None).await.unwrap();
     core.append(&(0..100).map(block).collect::<Vec<_>>()).await.unwrap();

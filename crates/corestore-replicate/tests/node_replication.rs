@@ -7,17 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corestore_hypercore::Hypercore;
-use corestore_interop::Node;
+use corestore_interop::ScriptPeer;
 use corestore_keys::{CoreKey, KeyPair};
 use corestore_replicate::protocol::ReplicatorConfig;
 use corestore_replicate::{
     GetOptions, Replication, ReplicationError, ReplicationOptions, Role, SharedCore,
 };
 use corestore_storage::{MemoryStorage, Storage};
-use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdin, ChildStdout};
 
 /// The block both sides write: see the script's header.
 fn block(i: u64) -> Vec<u8> {
@@ -25,39 +23,6 @@ fn block(i: u64) -> Vec<u8> {
     let mut b = i.to_le_bytes().to_vec();
     b.extend((0..extra).map(|j| ((i as usize * 13 + j) & 255) as u8));
     b
-}
-
-struct NodePeer {
-    _child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl NodePeer {
-    fn spawn(test: &str) -> Option<Self> {
-        let node = Node::get(test)?;
-        let mut cmd = tokio::process::Command::from(node.command("replicate-peer.js"));
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("start node");
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Some(Self { _child: child, stdin, lines })
-    }
-
-    async fn call(&mut self, command: Value) -> Value {
-        let line = format!("{command}\n");
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(120), self.lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("node did not answer {command} within 120 s"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("node exited while answering {command}"));
-        let value: Value = serde_json::from_str(&reply).unwrap();
-        assert!(value.get("error").is_none(), "node failed {command}: {}", value["error"]);
-        value
-    }
 }
 
 async fn rust_writer(blocks: u64) -> SharedCore {
@@ -77,7 +42,7 @@ async fn rust_reader(key: &str, config: ReplicatorConfig) -> SharedCore {
 }
 
 /// Connects Rust to the Node peer, Rust as `role` (the Node side takes the other role).
-async fn connect(node: &mut NodePeer, core: &SharedCore, role: Role) -> Replication {
+async fn connect(node: &mut ScriptPeer, core: &SharedCore, role: Role) -> Replication {
     let socket = match role {
         Role::Initiator => {
             let port = node.call(json!({"cmd": "listen"})).await["port"].as_u64().unwrap();
@@ -102,7 +67,7 @@ async fn within<F: std::future::Future>(f: F) -> F::Output {
 }
 
 async fn node_writes_rust_downloads(role: Role, test: &str) {
-    let Some(mut node) = NodePeer::spawn(test) else { return };
+    let Some(mut node) = ScriptPeer::spawn(test, "replicate-peer.js") else { return };
     let created = node.call(json!({"cmd": "create", "blocks": 10_000})).await;
     let r = rust_reader(created["key"].as_str().unwrap(), ReplicatorConfig::default()).await;
     let _conn = connect(&mut node, &r, role).await;
@@ -136,7 +101,7 @@ async fn node_writes_10k_blocks_rust_responder_downloads_them() {
 }
 
 async fn rust_writes_node_downloads(role: Role, test: &str) {
-    let Some(mut node) = NodePeer::spawn(test) else { return };
+    let Some(mut node) = ScriptPeer::spawn(test, "replicate-peer.js") else { return };
     let w = rust_writer(10_000).await;
     node.call(json!({"cmd": "open", "key": w.key().to_hex()})).await;
     let _conn = connect(&mut node, &w, role).await;
@@ -170,7 +135,9 @@ async fn rust_writes_10k_blocks_node_downloads_them_rust_responder() {
 
 #[tokio::test]
 async fn sparse_both_ways_only_the_asked_blocks_move() {
-    let Some(mut node) = NodePeer::spawn("sparse_both_ways_only_the_asked_blocks_move") else {
+    let Some(mut node) =
+        ScriptPeer::spawn("sparse_both_ways_only_the_asked_blocks_move", "replicate-peer.js")
+    else {
         return;
     };
     // Rust reads a few blocks of a Node core.
@@ -192,7 +159,9 @@ async fn sparse_both_ways_only_the_asked_blocks_move() {
     node.call(json!({"cmd": "exit"})).await;
 
     // Node reads a few blocks of a Rust core.
-    let Some(mut node) = NodePeer::spawn("sparse_both_ways_only_the_asked_blocks_move") else {
+    let Some(mut node) =
+        ScriptPeer::spawn("sparse_both_ways_only_the_asked_blocks_move", "replicate-peer.js")
+    else {
         return;
     };
     let w = rust_writer(3000).await;
@@ -209,7 +178,9 @@ async fn sparse_both_ways_only_the_asked_blocks_move() {
 
 #[tokio::test]
 async fn live_appends_flow_while_the_stream_stays_open() {
-    let Some(mut node) = NodePeer::spawn("live_appends_flow_while_the_stream_stays_open") else {
+    let Some(mut node) =
+        ScriptPeer::spawn("live_appends_flow_while_the_stream_stays_open", "replicate-peer.js")
+    else {
         return;
     };
     // Node writer → Rust eager reader.
@@ -232,7 +203,9 @@ async fn live_appends_flow_while_the_stream_stays_open() {
     node.call(json!({"cmd": "exit"})).await;
 
     // Rust writer → Node reader.
-    let Some(mut node) = NodePeer::spawn("live_appends_flow_while_the_stream_stays_open") else {
+    let Some(mut node) =
+        ScriptPeer::spawn("live_appends_flow_while_the_stream_stays_open", "replicate-peer.js")
+    else {
         return;
     };
     let w = rust_writer(10).await;
@@ -253,8 +226,10 @@ async fn live_appends_flow_while_the_stream_stays_open() {
 
 #[tokio::test]
 async fn a_node_peer_without_the_key_gets_nothing_from_rust() {
-    let Some(mut node) = NodePeer::spawn("a_node_peer_without_the_key_gets_nothing_from_rust")
-    else {
+    let Some(mut node) = ScriptPeer::spawn(
+        "a_node_peer_without_the_key_gets_nothing_from_rust",
+        "replicate-peer.js",
+    ) else {
         return;
     };
     let w = rust_writer(100).await;
@@ -291,7 +266,7 @@ async fn forks_a_replica_follows_the_writer_both_ways() {
     let test = "forks_a_replica_follows_the_writer_both_ways";
     let eager = ReplicatorConfig { eager: true, ..ReplicatorConfig::default() };
     // Node writes, truncates and appends again; the Rust replica follows.
-    let Some(mut node) = NodePeer::spawn(test) else { return };
+    let Some(mut node) = ScriptPeer::spawn(test, "replicate-peer.js") else { return };
     let created = node.call(json!({"cmd": "create", "blocks": 200})).await;
     let r = rust_reader(created["key"].as_str().unwrap(), eager.clone()).await;
     let _conn = connect(&mut node, &r, Role::Initiator).await;
@@ -326,7 +301,7 @@ async fn forks_a_replica_follows_the_writer_both_ways() {
     node.call(json!({"cmd": "exit"})).await;
 
     // Rust writes, truncates and appends different blocks; the Node replica follows.
-    let Some(mut node) = NodePeer::spawn(test) else { return };
+    let Some(mut node) = ScriptPeer::spawn(test, "replicate-peer.js") else { return };
     let w = rust_writer(200).await;
     node.call(json!({"cmd": "open", "key": w.key().to_hex()})).await;
     let _conn = connect(&mut node, &w, Role::Responder).await;

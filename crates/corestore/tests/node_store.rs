@@ -6,44 +6,10 @@
 use std::time::Duration;
 
 use corestore::{CoreKey, CoreRef, Corestore};
-use corestore_interop::Node;
+use corestore_interop::ScriptPeer;
 use futures::TryStreamExt;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdin, ChildStdout};
-
-struct NodeStore {
-    _child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl NodeStore {
-    fn spawn(test: &str) -> Option<Self> {
-        let node = Node::get(test)?;
-        let mut cmd = tokio::process::Command::from(node.command("store-peer.js"));
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("start node");
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Some(Self { _child: child, stdin, lines })
-    }
-
-    async fn call(&mut self, command: Value) -> Value {
-        self.stdin.write_all(format!("{command}\n").as_bytes()).await.unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(120), self.lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("node did not answer {command}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("node exited while answering {command}"));
-        let value: Value = serde_json::from_str(&reply).unwrap();
-        assert!(value.get("error").is_none(), "node failed {command}: {}", value["error"]);
-        value
-    }
-}
 
 fn key(hex_key: &Value) -> CoreKey {
     CoreKey::from_bytes(hex::decode(hex_key.as_str().unwrap()).unwrap().try_into().unwrap())
@@ -54,7 +20,7 @@ async fn within<F: std::future::Future>(f: F) -> F::Output {
 }
 
 async fn whole_store(rust_initiator: bool, test: &str) {
-    let Some(mut node) = NodeStore::spawn(test) else { return };
+    let Some(mut node) = ScriptPeer::spawn(test, "store-peer.js") else { return };
     // Node: gamma/x and delta/y; Rust will be given x only.
     let made = node
         .call(json!({"cmd": "create", "cores": [

@@ -8,6 +8,10 @@
 //! stderr and return early; with `CORESTORE_INTEROP=require` (set by `.ci/run`) a missing Node is a
 //! test failure, so CI never passes without running them.
 
+mod peer;
+
+pub use crate::peer::ScriptPeer;
+
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
