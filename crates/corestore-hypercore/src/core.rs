@@ -21,36 +21,11 @@ use crate::bitfield::Bitfield;
 use crate::flat::Iter;
 use crate::hash::{self, Node};
 use crate::message::{Data, Request};
+use crate::nodes::{NodeCache, NodeMap};
 use crate::proof::{ProofError, ProofPlan};
 use crate::signature::{SignError, Verifier};
 use crate::tree::Tree;
 use crate::verify::{self, TrustedTree, VerifiedProof, VerifyError};
-
-/// Tree nodes kept in memory before the cache is reset.
-const NODE_CACHE_LIMIT: usize = 1 << 16;
-
-/// Hasher for tree-index keys: a multiplicative mix (indexes are not attacker-chosen keys here:
-/// only verified or locally written nodes are cached).
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IndexHasher(u64);
-
-impl std::hash::Hasher for IndexHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-pub(crate) type NodeCache = HashMap<u64, Node, std::hash::BuildHasherDefault<IndexHasher>>;
 
 /// Source of [`Hypercore`] instance ids, which bind a [`VerifiedProof`] to the core that
 /// verified it.
@@ -470,15 +445,23 @@ impl Hypercore {
         if let Some(r) = self.tree.roots.iter().find(|r| r.index == index) {
             return Ok(Some(*r));
         }
-        if let Some(n) = self.cache.get(&index) {
-            return Ok(Some(*n));
+        if let Some(n) = self.cache.get(index) {
+            return Ok(Some(n));
         }
-        Ok(self.storage.tree_node(index).await?.map(|n| Node { index, size: n.size, hash: n.hash }))
+        let node = self.storage.tree_node(index).await?.map(|n| Node {
+            index,
+            size: n.size,
+            hash: n.hash,
+        });
+        if let Some(n) = node {
+            self.cache.fill(n);
+        }
+        Ok(node)
     }
 
     /// True when tree node `index` is held in memory (a root or cached), so trusted.
     fn holds_node(&self, index: u64) -> bool {
-        self.cache.contains_key(&index) || self.tree.roots.iter().any(|r| r.index == index)
+        self.cache.contains(index) || self.tree.roots.iter().any(|r| r.index == index)
     }
 
     /// How many tree levels above tree node `index` this core lacks: the `nodes` value of a
@@ -522,10 +505,7 @@ impl Hypercore {
     }
 
     pub(crate) fn remember(&mut self, nodes: &[Node]) {
-        if self.cache.len() + nodes.len() > NODE_CACHE_LIMIT {
-            self.cache.clear();
-        }
-        self.cache.extend(nodes.iter().map(|n| (n.index, *n)));
+        self.cache.remember(nodes);
     }
 
     fn writer(&self) -> Option<(&KeyPair, &Verifier)> {
@@ -655,12 +635,13 @@ impl Hypercore {
                 _ => None,
             };
         let plan = ProofPlan::new(request, self.tree.fork, self.tree.length, prologue, seek_root)?;
-        let mut nodes = HashMap::new();
+        let mut nodes = Vec::new();
         for index in plan.indexes() {
             if let Some(n) = self.tree_node(index).await? {
-                nodes.insert(index, n);
+                nodes.push(n);
             }
         }
+        nodes.sort_unstable_by_key(|n| n.index);
         let value = match plan.block() {
             Some(index) => Some(
                 self.storage
@@ -674,7 +655,9 @@ impl Hypercore {
         let manifest = if request.manifest && !compat { self.manifest.clone() } else { None };
         Ok(plan.assemble(
             request.id,
-            |i| nodes.get(&i).copied(),
+            |i| {
+                nodes.binary_search_by_key(&i, |n| n.index).ok().and_then(|k| nodes.get(k)).copied()
+            },
             value,
             &self.tree.signature,
             manifest,
@@ -694,7 +677,7 @@ impl Hypercore {
             roots: &self.tree.roots,
         };
         let pending = verify::verify_known(data, &trusted, &|i| self.holds_node(i))?;
-        let mut found = NodeCache::default();
+        let mut found = NodeMap::default();
         for index in pending.needed() {
             if let std::collections::hash_map::Entry::Vacant(e) = found.entry(index) {
                 if let Some(node) = self.tree_node(index).await? {

@@ -46,6 +46,7 @@ mod core;
 pub mod flat;
 mod hash;
 mod message;
+mod nodes;
 mod proof;
 pub mod reorg;
 mod seek;
