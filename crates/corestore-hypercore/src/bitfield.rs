@@ -26,6 +26,11 @@ impl StagedPages {
         self.0.iter().map(|(i, p)| (*i, encode_page(p)))
     }
 
+    /// The changed pages with their stored bytes, of the pages `keep(page index)` selects.
+    pub(crate) fn encoded_if(&self, keep: impl Fn(u64) -> bool) -> Vec<(u64, Vec<u8>)> {
+        self.0.iter().filter(|(i, _)| keep(*i)).map(|(i, p)| (*i, encode_page(p))).collect()
+    }
+
     /// Adds the current pages of `bitfield` that overlap `[start, end)` and are not staged yet,
     /// unchanged (to persist pages whose bits only a hint covered so far).
     pub(crate) fn include(&mut self, bitfield: &Bitfield, start: u64, end: u64) {
@@ -103,6 +108,22 @@ impl Bitfield {
                 }
             }
             i += u64::from(n);
+        }
+        StagedPages(staged)
+    }
+
+    /// The pages with every block of `indexes` (ascending) set (nothing changes yet).
+    pub(crate) fn stage_set(&self, indexes: &[u64]) -> StagedPages {
+        let mut staged: Vec<(u64, Page)> = Vec::new();
+        for &i in indexes {
+            let (page_index, word, bit) = split(i);
+            if staged.last().is_none_or(|(p, _)| *p != page_index) {
+                let page = self.pages.get(&page_index).cloned().unwrap_or_else(empty_page);
+                staged.push((page_index, page));
+            }
+            if let Some(w) = staged.last_mut().and_then(|(_, p)| p.get_mut(word)) {
+                *w |= 1 << bit;
+            }
         }
         StagedPages(staged)
     }

@@ -48,6 +48,7 @@ mod hash;
 mod message;
 mod nodes;
 mod proof;
+mod receive;
 pub mod reorg;
 mod seek;
 mod signature;

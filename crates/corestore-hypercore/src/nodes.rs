@@ -80,6 +80,13 @@ impl NodeCache {
         map.extend(nodes.iter().map(|n| (n.index, *n)));
     }
 
+    /// Adds nodes verified but not written yet, without evicting (the caller bounds how many,
+    /// writes them, then lets [`NodeCache::remember`] restore the bound, or clears the cache if
+    /// the write failed).
+    pub(crate) fn pin(&mut self, nodes: &[Node]) {
+        self.map_mut().extend(nodes.iter().map(|n| (n.index, *n)));
+    }
+
     pub(crate) fn clear(&mut self) {
         let map = self.map_mut();
         map.clear();

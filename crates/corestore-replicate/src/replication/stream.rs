@@ -125,6 +125,12 @@ pub(crate) enum Command {
     },
 }
 
+/// Answers to verify, gathered from the queue for one core.
+struct Verifies {
+    core: SharedCore,
+    items: Vec<(PeerId, Data)>,
+}
+
 /// A replication connection running in its own task. Dropping the handle does not stop it;
 /// [`Replication::close`] does, and so does the remote or an error.
 #[derive(Debug)]
@@ -316,24 +322,27 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
         self.driver.connection().mux().pair(PROTOCOL_ALIAS, None);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut verifies = None;
         loop {
             for _ in 0..COMMANDS_PER_TURN {
                 match self.rx.try_recv() {
                     Ok(command) => {
-                        if !self.handle_command(command).await? {
+                        if !self.take_command(command, &mut verifies).await? {
                             return Ok(());
                         }
                     }
                     Err(_) => break,
                 }
             }
+            self.receive_verifies(&mut verifies).await;
             tokio::select! {
                 command = self.rx.recv() => {
                     // The task holds a sender itself, so the queue never closes.
                     if let Some(command) = command {
-                        if !self.handle_command(command).await? {
+                        if !self.take_command(command, &mut verifies).await? {
                             return Ok(());
                         }
+                        self.receive_verifies(&mut verifies).await;
                     }
                 }
                 event = self.driver.next_event() => match event? {
@@ -343,6 +352,55 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
                 _ = tick.tick() => self.handle_tick().await,
             }
         }
+    }
+
+    /// [`Task::handle_command`], except that consecutive answers to verify for one core are
+    /// gathered in `verifies` (to be stored with one write by [`Task::receive_verifies`]);
+    /// any other command stores the gathered ones first, so the order stays the queue's.
+    async fn take_command(
+        &mut self,
+        command: Command,
+        verifies: &mut Option<Verifies>,
+    ) -> Result<bool, ReplicationError> {
+        let command = match command {
+            Command::Channel { channel, core, command } if self.channels.contains_key(&channel) => {
+                match *command {
+                    Command::Verify { peer, data } => {
+                        match verifies {
+                            Some(v) if v.core.ptr_eq(&core) => v.items.push((peer, data)),
+                            _ => {
+                                self.receive_verifies(verifies).await;
+                                *verifies = Some(Verifies { core, items: vec![(peer, data)] });
+                            }
+                        }
+                        return Ok(true);
+                    }
+                    command => Command::Channel { channel, core, command: Box::new(command) },
+                }
+            }
+            command => command,
+        };
+        self.receive_verifies(verifies).await;
+        self.handle_command(command).await
+    }
+
+    /// Verifies and stores the gathered answers of one core in one write
+    /// (`Hypercore::receive_many`), then hands each verdict to the replicator.
+    async fn receive_verifies(&mut self, verifies: &mut Option<Verifies>) {
+        let Some(Verifies { core, items }) = verifies.take() else { return };
+        let (asked, data): (Vec<(PeerId, u64)>, Vec<Data>) =
+            items.into_iter().map(|(peer, d)| ((peer, d.request), d)).unzip();
+        let mut view = core.write().await;
+        let results = view.receive_many(data).await;
+        let mut state = core.lock();
+        let now = now();
+        for ((peer, request), result) in asked.into_iter().zip(results) {
+            state.replicator.handle_received(peer, request, result, &*view, now);
+        }
+        // The new head is published (dropping the write guard) before the events are:
+        // whoever reacts to a `Downloaded` event by reading the head sees the block.
+        drop(view);
+        core.route(&mut state);
     }
 
     /// False when the connection should end.
@@ -408,17 +466,6 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
                 let result = view.create_proof(&request).await;
                 let mut state = core.lock();
                 state.replicator.handle_answer(peer, ticket, &request, result, &*view);
-                core.route(&mut state);
-            }
-            Command::Verify { peer, data } => {
-                let request = data.request;
-                let mut view = core.write().await;
-                let result = view.receive(data).await;
-                let mut state = core.lock();
-                state.replicator.handle_received(peer, request, result, &*view, now());
-                // The new head is published (dropping the write guard) before the events are:
-                // whoever reacts to a `Downloaded` event by reading the head sees the block.
-                drop(view);
                 core.route(&mut state);
             }
             Command::VerifyForkProof { peer, request, data } => {
