@@ -324,6 +324,27 @@ async fn the_answers_to_a_burst_of_requests_leave_in_few_writes() {
     assert!(writes < 3000 / 10, "{writes} writes for 3,000 blocks");
 }
 
+/// The answers that arrive in one read are verified and stored together: a download of 3,000
+/// blocks is a few storage writes per window of answers, not one per block (each write is a
+/// log record and a system call on disk).
+#[tokio::test]
+async fn the_answers_of_one_read_are_stored_in_few_writes() {
+    let w = writer(3000).await;
+    let faulty = Arc::new(corestore_storage::FaultyStorage::new(Arc::new(MemoryStorage::new())));
+    let storage = Storage::open(faulty.clone()).await.unwrap();
+    let core = Hypercore::open(&storage, *w.key(), None).await.unwrap();
+    let r = SharedCore::new(core, ReplicatorConfig::default());
+    let _conns = connect(&w, &r);
+    let before = faulty.writes();
+    let download = r.download(0, Some(3000)).await;
+    within(download.done()).await;
+    let writes = faulty.writes() - before;
+    assert!(writes < 3000 / 10, "{writes} storage writes for 3,000 blocks");
+    for i in [0, 1499, 2999] {
+        assert_eq!(r.read().await.get(i).await.unwrap(), Some(block(i)));
+    }
+}
+
 /// Whoever reacts to an event reads a head that already includes it: the head is published
 /// before the `Downloaded` event (a test waiting for the head after the last event used to
 /// wait forever when it read the head in between, about one run in thirty under load).

@@ -144,6 +144,12 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         }
     }
 
+    /// The next event out of input already read, without any I/O (output waits for the next
+    /// [`Driver::next_event`]); `None` once the read bytes are used up.
+    pub fn buffered_event(&mut self) -> Option<Event> {
+        self.ready.take().or_else(|| self.conn.poll_event())
+    }
+
     /// Drives the connection until it has an event; `None` once the stream is over. Output
     /// produced so far is written as far as the socket accepts it without blocking before an
     /// event is returned, so a peer never waits on bytes parked here (unless

@@ -346,7 +346,15 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
                     }
                 }
                 event = self.driver.next_event() => match event? {
-                    Some(event) => self.handle_event(event).await?,
+                    Some(event) => {
+                        self.handle_event(event).await?;
+                        // The events already read are handled together, so the answers among
+                        // them reach the queue back to back and are stored as one group.
+                        for _ in 0..COMMANDS_PER_TURN {
+                            let Some(event) = self.driver.buffered_event() else { break };
+                            self.handle_event(event).await?;
+                        }
+                    }
                     None => return Ok(()),
                 },
                 _ = tick.tick() => self.handle_tick().await,
