@@ -82,6 +82,34 @@ async fn node_writes_rust_downloads(role: Role, test: &str) {
     node.call(json!({"cmd": "exit"})).await;
 }
 
+/// A Node peer whose hypercore channels open under the older protocol name `"hypercore"`
+/// (aliased to `"hypercore/alpha"`): Rust pairs them through its alias, both ways, as each role.
+#[tokio::test]
+async fn a_peer_opening_the_older_hypercore_name_replicates_both_ways() {
+    let test = "a_peer_opening_the_older_hypercore_name_replicates_both_ways";
+    for role in [Role::Initiator, Role::Responder] {
+        let Some(mut node) = ScriptPeer::spawn(test, "replicate-peer.js") else { return };
+        assert_eq!(node.call(json!({"cmd": "legacyName"})).await["ok"], true);
+        let created = node.call(json!({"cmd": "create", "blocks": 300})).await;
+        let r = rust_reader(created["key"].as_str().unwrap(), ReplicatorConfig::default()).await;
+        let w = rust_writer(200).await;
+        let conn = connect(&mut node, &r, role).await;
+        within(r.download(0, Some(300)).await.done()).await;
+        for i in [0, 150, 299] {
+            assert_eq!(r.read().await.get(i).await.unwrap(), Some(block(i)), "block {i}");
+        }
+        // The other way on the same connection: Node reads a Rust core.
+        node.call(json!({"cmd": "open", "key": w.key().to_hex()})).await;
+        conn.attach(&w);
+        node.call(json!({"cmd": "waitPeer"})).await;
+        let done = node.call(json!({"cmd": "download", "start": 0, "end": 200})).await;
+        assert_eq!(done["mismatches"], 0);
+        let info = node.call(json!({"cmd": "info"})).await;
+        assert!(info["legacyChannels"].as_u64().unwrap() >= 2, "{info}");
+        node.call(json!({"cmd": "exit"})).await;
+    }
+}
+
 #[tokio::test]
 async fn node_writes_10k_blocks_rust_initiator_downloads_them() {
     node_writes_rust_downloads(

@@ -27,10 +27,12 @@
  *   {"cmd":"update"}                    core.update({wait:true})                  -> {length,fork}
  *   {"cmd":"waitLength","length":L}     until core.length >= L                     -> {length}
  *   {"cmd":"check","start":S,"end":E}   compare local blocks with block(i)        -> {mismatches}
- *   {"cmd":"info"}                                                                 -> {length,fork,contiguousLength,uploaded,downloaded}
+ *   {"cmd":"info"}                                                                 -> {length,fork,contiguousLength,uploaded,downloaded,legacyChannels}
  *   {"cmd":"spy","port":P,"discoveryKey":HEX}  a raw protomux peer that knows only the discovery
  *                                       key: opens hypercore/alpha with a guessed capability and
  *                                       reports what it received            -> {messages,destroyed}
+ *   {"cmd":"legacyName"}                from now on hypercore channels open as "hypercore" (the
+ *                                       older name) with "hypercore/alpha" as their alias -> {ok}
  *   {"cmd":"exit"}
  *
  * block(i): 8-byte little-endian i, then (i*7919 % 2048) bytes with byte j = (i*13 + j) & 255:
@@ -60,6 +62,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corestore-interop-'))
 const store = new Corestore(dir)
 let core = null
 let uploaded = 0
+let legacyChannels = 0
 let downloaded = 0
 const requested = []
 const sockets = []
@@ -199,9 +202,20 @@ async function handle(msg) {
       while (core.length < msg.length) await new Promise((resolve) => core.once('append', resolve))
       return { length: core.length }
     case 'info':
-      return { length: core.length, fork: core.fork, contiguousLength: core.contiguousLength, uploaded, downloaded }
+      return { length: core.length, fork: core.fork, contiguousLength: core.contiguousLength, uploaded, downloaded, legacyChannels }
     case 'spy':
       return spy(msg.port, msg.discoveryKey)
+    case 'legacyName': {
+      const create = Protomux.prototype.createChannel
+      Protomux.prototype.createChannel = function (opts) {
+        if (opts && opts.protocol === 'hypercore/alpha') {
+          legacyChannels++
+          opts = { ...opts, protocol: 'hypercore', aliases: ['hypercore/alpha'] }
+        }
+        return create.call(this, opts)
+      }
+      return { ok: true }
+    }
     case 'exit':
       for (const s of sockets) s.destroy()
       await store.close()
