@@ -21,8 +21,8 @@ use corestore_hypercore::{
 };
 use corestore_keys::{KeyPair, Role};
 use corestore_replicate::protocol::{
-    Action, BitfieldSlice, Extension, Message, NoData, PeerId, Range, Replicator,
-    ReplicatorConfig, Sync, Want,
+    Action, BitfieldSlice, Extension, Message, NoData, PeerId, Range, Replicator, ReplicatorConfig,
+    Sync, Want,
 };
 use corestore_storage::{MemoryStorage, Storage};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -43,9 +43,8 @@ const MAX_QUEUED: usize = 100_000;
 static RANGE_CAP: LazyLock<Option<u64>> =
     LazyLock::new(|| std::env::var("CORESTORE_FUZZ_RANGE_CAP").ok().and_then(|v| v.parse().ok()));
 
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_current_thread().build().expect("runtime")
-});
+static RUNTIME: LazyLock<tokio::runtime::Runtime> =
+    LazyLock::new(|| tokio::runtime::Builder::new_current_thread().build().expect("runtime"));
 
 fn config() -> ReplicatorConfig {
     ReplicatorConfig {
@@ -104,7 +103,12 @@ impl ArbNode {
 
 #[derive(Arbitrary, Debug)]
 enum ArbMessage {
-    Sync { fork: Num, length: Num, remote_length: Num, flags: u8 },
+    Sync {
+        fork: Num,
+        length: Num,
+        remote_length: Num,
+        flags: u8,
+    },
     Request {
         id: Num,
         fork: Num,
@@ -114,25 +118,48 @@ enum ArbMessage {
         upgrade: Option<(Num, Num)>,
         manifest: bool,
     },
-    Cancel { request: Num },
+    Cancel {
+        request: Num,
+    },
     Data {
         request: Num,
         fork: Num,
         block: Option<(Num, Vec<u8>, Vec<ArbNode>)>,
         upgrade: Option<(Num, Num, Vec<ArbNode>, Vec<ArbNode>, Option<Vec<u8>>)>,
     },
-    NoData { request: Num, reason: Num },
-    Want { start: Num, length: Num, any: bool },
-    Unwant { start: Num, length: Num },
-    Bitfield { start: Num, words: Vec<u32> },
-    Range { drop: bool, start: Num, length: Num },
-    Extension { name: String, message: Vec<u8> },
+    NoData {
+        request: Num,
+        reason: Num,
+    },
+    Want {
+        start: Num,
+        length: Num,
+        any: bool,
+    },
+    Unwant {
+        start: Num,
+        length: Num,
+    },
+    Bitfield {
+        start: Num,
+        words: Vec<u32>,
+    },
+    Range {
+        drop: bool,
+        start: Num,
+        length: Num,
+    },
+    Extension {
+        name: String,
+        message: Vec<u8>,
+    },
 }
 
 impl ArbMessage {
     fn message(&self) -> Message {
         let nodes = |v: &[ArbNode]| v.iter().map(ArbNode::node).collect::<Vec<_>>();
-        let nr = |x: &Option<(Num, Num)>| x.map(|(i, n)| NodeRequest { index: i.get(), nodes: n.get() });
+        let nr =
+            |x: &Option<(Num, Num)>| x.map(|(i, n)| NodeRequest { index: i.get(), nodes: n.get() });
         match self {
             Self::Sync { fork, length, remote_length, flags } => Message::Sync(Sync {
                 fork: fork.get(),
@@ -209,19 +236,37 @@ enum Operation {
     /// Lose the next honest message.
     DropNext,
     /// Flip bits of one byte of the next honest message (a corrupting middle).
-    CorruptNext { at: u16, xor: u8 },
+    CorruptNext {
+        at: u16,
+        xor: u8,
+    },
     /// An arbitrary message to `to`, from its peer.
-    Inject { to: Side, message: ArbMessage },
+    Inject {
+        to: Side,
+        message: ArbMessage,
+    },
     /// Arbitrary bytes as a message of `message_type` to `to`.
-    InjectBytes { to: Side, message_type: u8, bytes: Vec<u8> },
+    InjectBytes {
+        to: Side,
+        message_type: u8,
+        bytes: Vec<u8>,
+    },
     /// Time passes; due timers fire.
-    Timeout { advance_ms: u32 },
+    Timeout {
+        advance_ms: u32,
+    },
     WantBlock(u8),
     UnwantBlock(u8),
-    WantRange { start: u8, end: Option<u8> },
+    WantRange {
+        start: u8,
+        end: Option<u8>,
+    },
     UnwantRange(u8),
     WantUpgrade,
-    SetDownloading { side: Side, downloading: bool },
+    SetDownloading {
+        side: Side,
+        downloading: bool,
+    },
     /// The writer appends a few blocks.
     Append(u8),
     /// The channel closes on both sides.
@@ -229,7 +274,10 @@ enum Operation {
     /// The channel opens again (new peers).
     Connect,
     /// A third party with a made-up capability tries to join `side`.
-    Intruder { side: Side, capability: [u8; 32] },
+    Intruder {
+        side: Side,
+        capability: [u8; 32],
+    },
 }
 
 struct NodeState {
@@ -279,8 +327,18 @@ impl Harness {
         let max_window = config().max_window as usize;
         Self {
             nodes: [
-                NodeState { core: writer, repl: Replicator::new(config()), inflight: HashSet::new(), fork_inflight: HashSet::new() },
-                NodeState { core: reader, repl: Replicator::new(config()), inflight: HashSet::new(), fork_inflight: HashSet::new() },
+                NodeState {
+                    core: writer,
+                    repl: Replicator::new(config()),
+                    inflight: HashSet::new(),
+                    fork_inflight: HashSet::new(),
+                },
+                NodeState {
+                    core: reader,
+                    repl: Replicator::new(config()),
+                    inflight: HashSet::new(),
+                    fork_inflight: HashSet::new(),
+                },
             ],
             link: None,
             queue: VecDeque::new(),
@@ -332,8 +390,11 @@ impl Harness {
     /// Carries out every action of node `i` (and of the work they lead to).
     async fn drain(&mut self, i: usize) {
         let mut actions = 0;
+        let mut next = None;
         loop {
-            let Some(action) = self.nodes[i].repl.poll_action() else { break };
+            let Some(action) = next.take().or_else(|| self.nodes[i].repl.poll_action()) else {
+                break;
+            };
             actions += 1;
             assert!(actions <= MAX_ACTIONS_PER_DRAIN, "a replicator keeps producing actions");
             let on_link = |peer: PeerId, h: &Self| h.peer_of(i) == Some(peer);
@@ -382,12 +443,31 @@ impl Harness {
                     n.repl.handle_answer(peer, ticket, &request, result, &n.core);
                 }
                 Action::Verify { peer, data } => {
+                    // Consecutive answers are verified and stored as one group, as the
+                    // connection task does (`Hypercore::receive_many`).
+                    let mut batch = vec![(peer, data)];
+                    loop {
+                        match self.nodes[i].repl.poll_action() {
+                            Some(Action::Verify { peer, data }) => {
+                                actions += 1;
+                                batch.push((peer, data));
+                            }
+                            other => {
+                                next = other;
+                                break;
+                            }
+                        }
+                    }
                     let now = self.now;
                     let n = &mut self.nodes[i];
-                    let request = data.request;
-                    let result = n.core.receive(data).await;
-                    n.forget(request);
-                    n.repl.handle_received(peer, request, result, &n.core, now);
+                    let asked: Vec<(PeerId, u64)> =
+                        batch.iter().map(|(p, d)| (*p, d.request)).collect();
+                    let results =
+                        n.core.receive_many(batch.into_iter().map(|(_, d)| d).collect()).await;
+                    for ((peer, request), result) in asked.into_iter().zip(results) {
+                        n.forget(request);
+                        n.repl.handle_received(peer, request, result, &n.core, now);
+                    }
                     if i == 1 {
                         self.check_reader().await;
                     }
@@ -450,11 +530,12 @@ impl Harness {
                 }
             }
             Operation::DeliverMany(n) => {
+                // One read of several messages: all are handled before the work they lead to.
                 for _ in 0..*n {
                     let Some((to, t, bytes)) = self.queue.pop_front() else { break };
                     self.deliver(to, t, &bytes);
-                    self.drain_all().await;
                 }
+                self.drain_all().await;
             }
             Operation::DropNext => {
                 self.queue.pop_front();
@@ -474,7 +555,11 @@ impl Harness {
                 self.deliver(to.index(), message.message_type(), &Bytes::from(message.encode()));
             }
             Operation::InjectBytes { to, message_type, bytes } => {
-                self.deliver(to.index(), u64::from(*message_type % 12), &Bytes::from(bytes.clone()));
+                self.deliver(
+                    to.index(),
+                    u64::from(*message_type % 12),
+                    &Bytes::from(bytes.clone()),
+                );
             }
             Operation::Timeout { advance_ms } => {
                 self.now += Duration::from_millis(u64::from(*advance_ms));
@@ -500,8 +585,7 @@ impl Harness {
             Operation::WantRange { start, end } => {
                 let now = self.now;
                 let r = &mut self.nodes[1];
-                let id =
-                    r.repl.want_range(u64::from(*start), end.map(u64::from), &r.core, now);
+                let id = r.repl.want_range(u64::from(*start), end.map(u64::from), &r.core, now);
                 self.ranges.push(id);
             }
             Operation::UnwantRange(i) => {
