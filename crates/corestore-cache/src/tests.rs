@@ -183,3 +183,41 @@ async fn store_close_closes_everything_ends_watchers_and_refuses_opens() {
     assert_eq!(closes(&b), 1);
     cache.close().await; // idempotent
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_registry_gives_its_memory_back_when_most_values_closed() {
+    let cache: Cache<u32, Probe> = Cache::new(LINGER);
+    let gate = Arc::new(Notify::new());
+    let mut sessions = Vec::new();
+    for key in 0..10_000 {
+        let probe = Probe { gate: Some(gate.clone()), ..Probe::default() };
+        sessions.push(cache.open(key, || async { Res::Ok(probe) }).await.unwrap());
+    }
+    let full = cache.slot_capacity();
+    let kept = sessions.split_off(9_990);
+    let values: Vec<_> = sessions.iter().map(|s| s.value().clone()).collect();
+    drop(sessions);
+    // Every open slot became a closing one in place: the table did not grow to close them.
+    assert_eq!(cache.len(), 10_000);
+    assert!(cache.slot_capacity() <= full, "{} slots while closing, {full} open", {
+        cache.slot_capacity()
+    });
+    while values.iter().any(|v| closes(v) == 0) {
+        gate.notify_waiters();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(cache.len(), 10);
+    assert!(cache.slot_capacity() <= 64, "{} slots kept for 10 values", cache.slot_capacity());
+    let last: Vec<_> = kept.iter().map(|s| s.value().clone()).collect();
+    drop(kept);
+    while last.iter().any(|v| closes(v) == 0) {
+        gate.notify_waiters();
+        tokio::task::yield_now().await;
+    }
+    assert!(cache.is_empty());
+    assert!(cache.slot_capacity() <= 64, "{} slots kept for none", cache.slot_capacity());
+    // It grows again as needed.
+    let again = cache.open(7, || async { Res::Ok(Probe::default()) }).await.unwrap();
+    assert_eq!(cache.sessions(&7), 1);
+    again.close().await;
+}
