@@ -38,6 +38,14 @@ pub enum CacheError<E> {
 /// The close of one value, shared by everyone waiting for it.
 pub(crate) type CloseFuture = Shared<BoxFuture<'static, ()>>;
 
+/// Runs `done` on a task of its own, when a tokio runtime is present (nobody else may drive it;
+/// a later reopen or [`Cache::close`] would).
+pub(crate) fn spawn_close(done: &CloseFuture) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(done.clone());
+    }
+}
+
 enum Slot<V> {
     /// An opener is running; dropping the sender (when the slot changes) wakes the waiters.
     Opening(watch::Sender<()>),
@@ -125,9 +133,22 @@ where
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Replaces the open slot of `key` by its close, started now (in place: no removal that
-    /// could make the table grow while it empties). `None` when it is not open.
+    /// Replaces the open slot of `key` by its close, started now on a task of its own (in
+    /// place: no removal that could make the table grow while it empties). `None` when it is
+    /// not open.
     fn close_entry(self: &Arc<Self>, state: &mut State<K, V>, key: &K) -> Option<CloseFuture> {
+        let done = self.close_entry_unspawned(state, key)?;
+        spawn_close(&done);
+        Some(done)
+    }
+
+    /// [`Inner::close_entry`] for a caller that drives the close itself (and spawns it if it
+    /// gives up: [`crate::Session::close`]).
+    fn close_entry_unspawned(
+        self: &Arc<Self>,
+        state: &mut State<K, V>,
+        key: &K,
+    ) -> Option<CloseFuture> {
         let Some(Slot::Open(entry)) = state.slots.get(key) else { return None };
         let (value, generation) = (entry.value.clone(), entry.generation);
         Some(self.start_close(state, key.clone(), value, generation))
@@ -151,9 +172,6 @@ where
         .boxed()
         .shared();
         state.slots.insert(slot_key, Slot::Closing { generation, done: done.clone() });
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(done.clone());
-        }
         done
     }
 
@@ -165,7 +183,8 @@ where
         }
     }
 
-    /// Drops one session of `key`'s value `generation`; returns the close it started, if any.
+    /// Drops one session of `key`'s value `generation`; returns the close it started, if any,
+    /// for the caller to drive (or spawn).
     pub(crate) fn release(self: &Arc<Self>, key: &K, generation: u64) -> Option<CloseFuture> {
         let mut state = self.lock();
         let Some(Slot::Open(entry)) = state.slots.get_mut(key) else { return None };
@@ -180,7 +199,7 @@ where
             self.arm_linger(entry, key);
             return None;
         }
-        self.close_entry(&mut state, key)
+        self.close_entry_unspawned(&mut state, key)
     }
 
     /// Adds a session to `key`'s value `generation`; false when that value is gone.
@@ -294,7 +313,7 @@ where
         state.next_generation += 1;
         if state.closed {
             // The store closed while we were opening: close the value right away.
-            drop(self.start_close(&mut state, key.clone(), value, generation));
+            spawn_close(&self.start_close(&mut state, key.clone(), value, generation));
             return Err(CacheError::Closed);
         }
         let mut entry = Entry {

@@ -221,3 +221,39 @@ async fn the_registry_gives_its_memory_back_when_most_values_closed() {
     assert_eq!(cache.sessions(&7), 1);
     again.close().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_awaited_close_runs_in_its_caller_and_leaves_no_task_behind() {
+    let cache: Cache<u32, Probe> = Cache::new(LINGER);
+    let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let before = tasks();
+    for key in 0..100 {
+        let session = cache.open(key, || async { Res::Ok(Probe::default()) }).await.unwrap();
+        let value = session.value().clone();
+        session.close().await;
+        assert_eq!(closes(&value), 1);
+    }
+    assert!(cache.is_empty());
+    assert_eq!(tasks(), before, "100 awaited closes left tasks waiting to run");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_close_whose_caller_gave_up_still_finishes() {
+    let cache: Cache<u8, Probe> = Cache::new(LINGER);
+    let gate = Arc::new(Notify::new());
+    let probe = Probe { gate: Some(gate.clone()), ..Probe::default() };
+    let session = cache.open(1, || async { Res::Ok(probe) }).await.unwrap();
+    let value = session.value().clone();
+    let mut close = Box::pin(session.close());
+    assert!(futures::poll!(close.as_mut()).is_pending(), "the close waits at the gate");
+    drop(close);
+    for _ in 0..100 {
+        if closes(&value) > 0 {
+            break;
+        }
+        gate.notify_waiters();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(closes(&value), 1, "the abandoned close finished on its own");
+    assert!(cache.is_empty());
+}
