@@ -5,14 +5,29 @@
 //! The workload is `corestore_benches::open` (the `open` row group of the `compare` harness).
 //!
 //! `cargo bench -p corestore-benches --bench open` (env: `CORESTORE_BENCH_CORES`, default
-//! 10000; `CORESTORE_BENCH_NODE=0` skips Node). RSS comes from `/proc/self/statm` (Linux).
+//! 10000; `CORESTORE_BENCH_NODE=0` skips Node). RSS comes from `/proc/self/statm` (Linux);
+//! this binary also counts its heap allocations (a `stats_alloc` global allocator), so it
+//! prints the heap bytes in use per core next to the RSS: RSS that stays up after closing
+//! while the heap in use is back near the baseline is the allocator keeping freed pages.
 
 // A benchmark binary: it prints its results.
 #![allow(clippy::print_stdout)]
 
+use std::alloc::System;
+
 use anyhow::{Context, Result};
 use corestore_benches::child;
 use corestore_benches::open::{self, OpenReport, CORES};
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Heap bytes in use now: requested minus freed (`stats_alloc` folds reallocations into both).
+fn heap_in_use() -> Option<u64> {
+    let s = GLOBAL.stats();
+    u64::try_from(s.bytes_allocated.checked_sub(s.bytes_deallocated)?).ok()
+}
 
 async fn node(cores: u64) -> Result<Option<OpenReport>> {
     if std::env::var("CORESTORE_BENCH_NODE").is_ok_and(|v| v == "0") {
@@ -29,15 +44,15 @@ fn main() -> Result<()> {
         std::env::var("CORESTORE_BENCH_CORES").ok().and_then(|v| v.parse().ok()).unwrap_or(CORES);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let dir = tempfile::tempdir().context("temp dir")?;
-    let rust = runtime.block_on(open::run(dir.path(), n))?;
+    let rust = runtime.block_on(open::run_probed(dir.path(), n, heap_in_use))?;
     let node = runtime.block_on(node(n))?;
     let steps = |r: &OpenReport| [r.open, r.close, r.reopen, r.close_again];
     let names = ["open + ready", "close all", "reopen + ready", "close all again"];
     println!("open {n} named cores (disk store, one thread)");
     println!(
-        "| step | Rust | Rust RSS over baseline | Node | Node RSS over baseline | time ratio |"
+        "| step | Rust | Rust RSS over baseline | Rust heap in use over baseline | Node | Node RSS over baseline | time ratio |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (i, name) in names.iter().enumerate() {
         let r = steps(&rust)[i];
         let (node_time, node_kb, ratio) = match &node {
@@ -45,14 +60,15 @@ fn main() -> Result<()> {
                 let s = steps(js)[i];
                 (
                     format!("{:.3} s", s.seconds),
-                    format!("{:.2} KB/core", js.kib_per_core(&s)),
+                    format!("{:.2} KiB/core", js.kib_per_core(&s)),
                     format!("{:.1}x", s.seconds / r.seconds),
                 )
             }
             None => ("-".into(), "-".into(), "-".into()),
         };
+        let heap = rust.heap_per_core(&r).map_or("-".into(), |b| format!("{b:.0} B/core"));
         println!(
-            "| {name} | {:.3} s | {:.2} KB/core | {node_time} | {node_kb} | {ratio} |",
+            "| {name} | {:.3} s | {:.2} KiB/core | {heap} | {node_time} | {node_kb} | {ratio} |",
             r.seconds,
             rust.kib_per_core(&r),
         );
@@ -61,9 +77,10 @@ fn main() -> Result<()> {
     #[allow(clippy::cast_precision_loss)]
     let mb = |b: u64| format!("{:.1} MB", b as f64 / 1024.0 / 1024.0);
     println!(
-        "baseline RSS: Rust {}, Node {}",
+        "baseline RSS: Rust {}, Node {}; baseline heap in use: Rust {}",
         mb(rust.baseline_rss_bytes),
-        node.map_or("-".into(), |js| mb(js.baseline_rss_bytes))
+        node.map_or("-".into(), |js| mb(js.baseline_rss_bytes)),
+        rust.baseline_heap_bytes.map_or("-".into(), mb),
     );
     Ok(())
 }

@@ -15,7 +15,7 @@ fn exe() -> PathBuf {
 fn expected_rows(group: Group, node: bool) -> usize {
     match group {
         Group::Append | Group::Read => 2,
-        Group::Open => 3,
+        Group::Open => 5,
         Group::Replicate if node => 2 * 5,
         Group::Replicate => 2 * 3,
         Group::Cores => 1,
@@ -100,7 +100,7 @@ fn smoke_the_command_line_prints_the_table_and_writes_json() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["node"], false);
     assert_eq!(report["groups"], serde_json::json!(["append", "open"]));
-    assert_eq!(report["rows"].as_array().map(Vec::len), Some(5));
+    assert_eq!(report["rows"].as_array().map(Vec::len), Some(7));
     assert_eq!(report["sizes"]["open_cores"], 30);
     assert!(report["open"]["rust"]["reopen"]["seconds"].as_f64().is_some_and(|s| s > 0.0));
     assert!(report["log"]["rust"]["appendBatched"]["blocks"] == 2000);

@@ -191,6 +191,20 @@ pub(super) fn open_rows(open: &Sides<OpenReport>) -> Vec<Row> {
             js.map(|r| r.reopen.seconds),
             rust.reopen.seconds,
         ),
+        Row::new(
+            Group::Open,
+            format!("reopen the store + ready the {n}: RSS per core over the empty store"),
+            Unit::KibPerCore,
+            js.map(|r| r.kib_per_core(&r.reopen)),
+            rust.kib_per_core(&rust.reopen),
+        ),
+        Row::new(
+            Group::Open,
+            format!("close the {n} reopened: RSS per core left over the empty store"),
+            Unit::KibPerCore,
+            js.map(|r| r.kib_per_core(&r.close_again)),
+            rust.kib_per_core(&rust.close_again),
+        ),
     ]
 }
 

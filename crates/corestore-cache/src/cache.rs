@@ -38,6 +38,14 @@ pub enum CacheError<E> {
 /// The close of one value, shared by everyone waiting for it.
 pub(crate) type CloseFuture = Shared<BoxFuture<'static, ()>>;
 
+/// Runs `done` on a task of its own, when a tokio runtime is present (nobody else may drive it;
+/// a later reopen or [`Cache::close`] would).
+pub(crate) fn spawn_close(done: &CloseFuture) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(done.clone());
+    }
+}
+
 enum Slot<V> {
     /// An opener is running; dropping the sender (when the slot changes) wakes the waiters.
     Opening(watch::Sender<()>),
@@ -64,6 +72,21 @@ struct State<K, V> {
     slots: HashMap<K, Slot<V>>,
     watchers: Vec<mpsc::UnboundedSender<Arc<V>>>,
     next_generation: u64,
+}
+
+/// A registry at most a quarter full above this many slots gives memory back (a store that
+/// closed most of its 10,000 cores keeps no table sized for 10,000).
+const SHRINK_ABOVE: usize = 64;
+
+impl<K: Eq + Hash, V> State<K, V> {
+    /// Removes `key`'s slot; once the table is mostly empty it shrinks to twice what is left,
+    /// so a shrink (a rehash of what is left) comes only after at least as many removals.
+    fn remove(&mut self, key: &K) {
+        self.slots.remove(key);
+        if self.slots.capacity() > SHRINK_ABOVE && self.slots.len() < self.slots.capacity() / 4 {
+            self.slots.shrink_to(self.slots.len() * 2);
+        }
+    }
 }
 
 pub(crate) struct Inner<K, V> {
@@ -110,13 +133,25 @@ where
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Replaces the open slot of `key` by its close, started now. `None` when it is not open.
+    /// Replaces the open slot of `key` by its close, started now on a task of its own (in
+    /// place: no removal that could make the table grow while it empties). `None` when it is
+    /// not open.
     fn close_entry(self: &Arc<Self>, state: &mut State<K, V>, key: &K) -> Option<CloseFuture> {
-        if !matches!(state.slots.get(key), Some(Slot::Open(_))) {
-            return None;
-        }
-        let Some(Slot::Open(entry)) = state.slots.remove(key) else { return None };
-        Some(self.start_close(state, key.clone(), entry.value, entry.generation))
+        let done = self.close_entry_unspawned(state, key)?;
+        spawn_close(&done);
+        Some(done)
+    }
+
+    /// [`Inner::close_entry`] for a caller that drives the close itself (and spawns it if it
+    /// gives up: [`crate::Session::close`]).
+    fn close_entry_unspawned(
+        self: &Arc<Self>,
+        state: &mut State<K, V>,
+        key: &K,
+    ) -> Option<CloseFuture> {
+        let Some(Slot::Open(entry)) = state.slots.get(key) else { return None };
+        let (value, generation) = (entry.value.clone(), entry.generation);
+        Some(self.start_close(state, key.clone(), value, generation))
     }
 
     fn start_close(
@@ -137,9 +172,6 @@ where
         .boxed()
         .shared();
         state.slots.insert(slot_key, Slot::Closing { generation, done: done.clone() });
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(done.clone());
-        }
         done
     }
 
@@ -147,11 +179,12 @@ where
         let mut state = self.lock();
         if matches!(state.slots.get(key), Some(Slot::Closing { generation: g, .. }) if *g == generation)
         {
-            state.slots.remove(key);
+            state.remove(key);
         }
     }
 
-    /// Drops one session of `key`'s value `generation`; returns the close it started, if any.
+    /// Drops one session of `key`'s value `generation`; returns the close it started, if any,
+    /// for the caller to drive (or spawn).
     pub(crate) fn release(self: &Arc<Self>, key: &K, generation: u64) -> Option<CloseFuture> {
         let mut state = self.lock();
         let Some(Slot::Open(entry)) = state.slots.get_mut(key) else { return None };
@@ -166,7 +199,7 @@ where
             self.arm_linger(entry, key);
             return None;
         }
-        self.close_entry(&mut state, key)
+        self.close_entry_unspawned(&mut state, key)
     }
 
     /// Adds a session to `key`'s value `generation`; false when that value is gone.
@@ -280,7 +313,7 @@ where
         state.next_generation += 1;
         if state.closed {
             // The store closed while we were opening: close the value right away.
-            drop(self.start_close(&mut state, key.clone(), value, generation));
+            spawn_close(&self.start_close(&mut state, key.clone(), value, generation));
             return Err(CacheError::Closed);
         }
         let mut entry = Entry {
@@ -319,7 +352,7 @@ where
         if self.armed {
             let mut state = self.inner.lock();
             if matches!(state.slots.get(self.key), Some(Slot::Opening(_))) {
-                state.slots.remove(self.key);
+                state.remove(self.key);
             }
         }
     }
@@ -406,6 +439,12 @@ where
             Some(Slot::Open(entry)) => entry.sessions,
             _ => 0,
         }
+    }
+
+    /// Slots the registry has room for without growing (its memory, for leak tests).
+    #[cfg(test)]
+    pub(crate) fn slot_capacity(&self) -> usize {
+        self.inner.lock().slots.capacity()
     }
 
     /// Number of values open, opening or closing.

@@ -5,7 +5,7 @@ use std::hash::Hash;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::cache::{Closeable, Inner};
+use crate::cache::{spawn_close, CloseFuture, Closeable, Inner};
 
 /// A counted handle on an open value. Cloning it is a new session; the value closes when the
 /// last session is closed or dropped. A session that outlives its value (the store closed) keeps
@@ -46,14 +46,17 @@ where
         self.live
     }
 
-    /// Releases this session; if it was the last one, waits until the value is closed.
+    /// Releases this session; if it was the last one, waits until the value is closed (the
+    /// close runs here; dropping this future before it ends hands the close to a task).
     pub async fn close(mut self) {
         if let Some(done) = self.release() {
+            let unfinished = SpawnUnfinished(Some(done.clone()));
             done.await;
+            drop(unfinished);
         }
     }
 
-    fn release(&mut self) -> Option<crate::cache::CloseFuture> {
+    fn release(&mut self) -> Option<CloseFuture> {
         if !std::mem::replace(&mut self.live, false) {
             return None;
         }
@@ -84,8 +87,21 @@ where
     V: Closeable,
 {
     fn drop(&mut self) {
-        // A close started here runs on the spawned task (or whoever waits for it next).
-        drop(self.release());
+        // A close started here runs on a task of its own (or whoever waits for it next).
+        if let Some(done) = self.release() {
+            spawn_close(&done);
+        }
+    }
+}
+
+/// Spawns a close its caller stopped driving before it ended.
+struct SpawnUnfinished(Option<CloseFuture>);
+
+impl Drop for SpawnUnfinished {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take().filter(|done| done.peek().is_none()) {
+            spawn_close(&done);
+        }
     }
 }
 

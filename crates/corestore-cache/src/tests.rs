@@ -183,3 +183,77 @@ async fn store_close_closes_everything_ends_watchers_and_refuses_opens() {
     assert_eq!(closes(&b), 1);
     cache.close().await; // idempotent
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_registry_gives_its_memory_back_when_most_values_closed() {
+    let cache: Cache<u32, Probe> = Cache::new(LINGER);
+    let gate = Arc::new(Notify::new());
+    let mut sessions = Vec::new();
+    for key in 0..10_000 {
+        let probe = Probe { gate: Some(gate.clone()), ..Probe::default() };
+        sessions.push(cache.open(key, || async { Res::Ok(probe) }).await.unwrap());
+    }
+    let full = cache.slot_capacity();
+    let kept = sessions.split_off(9_990);
+    let values: Vec<_> = sessions.iter().map(|s| s.value().clone()).collect();
+    drop(sessions);
+    // Every open slot became a closing one in place: the table did not grow to close them.
+    assert_eq!(cache.len(), 10_000);
+    assert!(cache.slot_capacity() <= full, "{} slots while closing, {full} open", {
+        cache.slot_capacity()
+    });
+    while values.iter().any(|v| closes(v) == 0) {
+        gate.notify_waiters();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(cache.len(), 10);
+    assert!(cache.slot_capacity() <= 64, "{} slots kept for 10 values", cache.slot_capacity());
+    let last: Vec<_> = kept.iter().map(|s| s.value().clone()).collect();
+    drop(kept);
+    while last.iter().any(|v| closes(v) == 0) {
+        gate.notify_waiters();
+        tokio::task::yield_now().await;
+    }
+    assert!(cache.is_empty());
+    assert!(cache.slot_capacity() <= 64, "{} slots kept for none", cache.slot_capacity());
+    // It grows again as needed.
+    let again = cache.open(7, || async { Res::Ok(Probe::default()) }).await.unwrap();
+    assert_eq!(cache.sessions(&7), 1);
+    again.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_awaited_close_runs_in_its_caller_and_leaves_no_task_behind() {
+    let cache: Cache<u32, Probe> = Cache::new(LINGER);
+    let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let before = tasks();
+    for key in 0..100 {
+        let session = cache.open(key, || async { Res::Ok(Probe::default()) }).await.unwrap();
+        let value = session.value().clone();
+        session.close().await;
+        assert_eq!(closes(&value), 1);
+    }
+    assert!(cache.is_empty());
+    assert_eq!(tasks(), before, "100 awaited closes left tasks waiting to run");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_close_whose_caller_gave_up_still_finishes() {
+    let cache: Cache<u8, Probe> = Cache::new(LINGER);
+    let gate = Arc::new(Notify::new());
+    let probe = Probe { gate: Some(gate.clone()), ..Probe::default() };
+    let session = cache.open(1, || async { Res::Ok(probe) }).await.unwrap();
+    let value = session.value().clone();
+    let mut close = Box::pin(session.close());
+    assert!(futures::poll!(close.as_mut()).is_pending(), "the close waits at the gate");
+    drop(close);
+    for _ in 0..100 {
+        if closes(&value) > 0 {
+            break;
+        }
+        gate.notify_waiters();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(closes(&value), 1, "the abandoned close finished on its own");
+    assert!(cache.is_empty());
+}

@@ -370,3 +370,57 @@ async fn the_head_includes_a_block_by_the_time_its_download_event_arrives() {
     }
     within(download.done()).await;
 }
+
+#[tokio::test]
+async fn a_core_only_opened_read_and_written_has_no_replication_state() {
+    let storage = Storage::open(Arc::new(MemoryStorage::new())).await.unwrap();
+    let core = Hypercore::create(&storage, KeyPair::generate(), None).await.unwrap();
+    let eager = ReplicatorConfig { eager: true, ..ReplicatorConfig::default() };
+    let shared = SharedCore::new(core, eager);
+    assert!(!shared.has_replication_state(), "opening creates no replicator");
+    shared.append(&[block(0), block(1), block(2), block(3)]).await.unwrap();
+    assert_eq!(shared.get(1, GetOptions::default()).await.unwrap(), Some(block(1)));
+    let no_wait = GetOptions { wait: false, timeout: None };
+    assert_eq!(shared.get(9, no_wait).await.unwrap(), None);
+    shared.clear(0, 1).await.unwrap();
+    shared.truncate(3).await.unwrap();
+    assert!(!within(shared.update(None)).await, "no peer: nothing to learn");
+    assert_eq!(shared.peer_count(), 0);
+    assert!(!shared.has_replication_state(), "reads, appends, clear, truncate, update need none");
+    assert_eq!(shared.head().length, 3);
+}
+
+#[tokio::test]
+async fn the_first_stream_creates_the_replication_state_and_an_eager_reader_downloads() {
+    let w = writer(300).await;
+    let eager = ReplicatorConfig { eager: true, ..ReplicatorConfig::default() };
+    let r = reader(&w, eager).await;
+    assert!(!w.has_replication_state() && !r.has_replication_state());
+    let mut events = r.subscribe();
+    let _conns = connect(&w, &r);
+    assert!(w.has_replication_state() && r.has_replication_state(), "attaching creates it");
+    // The eager range of a replicator created late still covers the whole core.
+    within(async {
+        while r.head().contiguous_length < 300 {
+            events.recv().await.unwrap();
+        }
+    })
+    .await;
+    assert_eq!(r.get(299, GetOptions::default()).await.unwrap(), Some(block(299)));
+}
+
+#[tokio::test]
+async fn a_block_wanted_before_any_peer_creates_the_state_and_arrives_with_the_first_peer() {
+    let w = writer(50).await;
+    let r = reader(&w, ReplicatorConfig::default()).await;
+    let waiting = tokio::spawn({
+        let r = r.clone();
+        async move { r.get(42, GetOptions::default()).await }
+    });
+    while !r.has_replication_state() {
+        tokio::task::yield_now().await;
+    }
+    let _conns = connect(&w, &r);
+    assert_eq!(within(waiting).await.unwrap().unwrap(), Some(block(42)));
+    assert_eq!(r.peer_count(), 1);
+}

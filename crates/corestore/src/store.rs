@@ -75,7 +75,9 @@ impl StoreSession {
     }
 
     pub(crate) fn unregister(&self, id: u64) {
-        self.cores.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        let mut cores = self.cores.lock().unwrap_or_else(PoisonError::into_inner);
+        cores.remove(&id);
+        shrink_sparse(&mut cores);
     }
 
     async fn close_own(&self) {
@@ -83,12 +85,24 @@ impl StoreSession {
         self.watchers.lock().unwrap_or_else(PoisonError::into_inner).clear();
         let slots: Vec<_> = {
             let mut cores = self.cores.lock().unwrap_or_else(PoisonError::into_inner);
-            cores.drain().map(|(_, slot)| slot).collect()
+            // Taken whole: a closed store keeps no table sized for what it had open.
+            std::mem::take(&mut *cores).into_values().collect()
         };
         let closes =
             slots.iter().filter_map(|slot| slot.take()).map(corestore_cache::Session::close);
         futures::future::join_all(closes).await;
-        self.root.children.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+        self.root.forget_child(self.id);
+    }
+}
+
+/// A registry at most a quarter full above this many slots gives memory back.
+const SHRINK_ABOVE: usize = 64;
+
+/// Shrinks a map that is mostly empty (most of its cores closed) to twice its length; a shrink
+/// rehashes what is left, and comes only after at least as many removals.
+fn shrink_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > SHRINK_ABOVE && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
     }
 }
 
@@ -118,6 +132,13 @@ impl Root {
         }
     }
 
+    /// A namespace or session closed or was dropped: it leaves the set.
+    fn forget_child(&self, id: u64) {
+        let mut children = self.children.lock().unwrap_or_else(PoisonError::into_inner);
+        children.remove(&id);
+        shrink_sparse(&mut children);
+    }
+
     /// Keeps a peer-opened core open for another linger period (replication activity).
     #[cfg_attr(not(test), allow(dead_code))] // Called by the replicator (lead's part of issue 10).
     pub(crate) fn touch(&self, discovery_key: &DiscoveryKey) -> bool {
@@ -128,7 +149,7 @@ impl Root {
 impl Drop for StoreSession {
     fn drop(&mut self) {
         // A dropped namespace or session leaves the root's set; its cores stay with their handles.
-        self.root.children.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+        self.root.forget_child(self.id);
     }
 }
 
@@ -518,6 +539,43 @@ impl Corestore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn closing_most_cores_gives_the_session_registry_memory_back() {
+        let store = Corestore::in_memory().await.unwrap();
+        let mut cores = Vec::new();
+        for i in 0..2_000 {
+            cores.push(store.get(CoreRef::name(format!("core-{i}"))).await.unwrap());
+        }
+        let capacity = || store.inner.cores.lock().unwrap().capacity();
+        assert!(capacity() >= 2_000);
+        let kept = cores.split_off(1_995);
+        for core in cores {
+            core.close().await;
+        }
+        assert!(capacity() <= 64, "{} registry slots kept for 5 cores", capacity());
+        for core in kept {
+            core.close().await;
+        }
+        assert_eq!(store.stats().open_cores, 0);
+        assert!(capacity() <= 64, "{} registry slots kept for none", capacity());
+    }
+
+    #[tokio::test]
+    async fn a_core_never_replicated_has_no_replicator_and_the_first_stream_creates_it() {
+        let (a, b) = (Corestore::in_memory().await.unwrap(), Corestore::in_memory().await.unwrap());
+        let core = a.get(CoreRef::name("lazy")).await.unwrap();
+        core.append(b"local").await.unwrap();
+        assert_eq!(core.get(0).await.unwrap().as_deref(), Some(&b"local"[..]));
+        let again = a.get(CoreRef::name("lazy")).await.unwrap();
+        assert_eq!(again.info().unwrap().length, 1);
+        let replicated = core.shared().replicated();
+        assert!(!replicated.has_replication_state(), "opened, read, appended: no replicator");
+        let _link = crate::testing::connect(&a, &b).unwrap();
+        assert!(replicated.has_replication_state(), "the stream attached it");
+        let replica = b.get(*core.key()).await.unwrap();
+        assert_eq!(replica.get(0).await.unwrap().as_deref(), Some(&b"local"[..]));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_core_opened_for_a_peer_lingers_then_closes_unless_a_session_takes_it() {

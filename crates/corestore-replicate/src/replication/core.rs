@@ -4,12 +4,15 @@
 //! Ownership, written down (DESIGN.md asks for it): the `Hypercore` sits behind a
 //! `tokio::sync::RwLock` that is only ever held across *storage* awaits (reads, proofs, one
 //! atomic write), never across a network await; its [`Replicator`] sits behind a `std` mutex that
-//! is never held across any await. A connection task does the async work the replicator asks for
+//! is never held across any await. Both the replicator and the wake-up channel are created by
+//! the first use that needs them (an attached stream, a wanted block or range, an extension, a
+//! waiter), not at open: most cores of a large store are never replicated, and each would carry
+//! about 700 bytes of state it never uses. A connection task does the async work the replicator asks for
 //! (proofs, verification) for its own peers, so a slow or stalled peer only ever stalls its own
 //! connection task: other peers, other cores and local appends and reads go on.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -149,12 +152,18 @@ struct Inner {
     discovery_key: DiscoveryKey,
     head: Mutex<CoreHead>,
     core: RwLock<Hypercore>,
-    state: Mutex<State>,
-    changed: watch::Sender<u64>,
+    /// The replicator's configuration, until [`SharedCore::lock`] creates the state with it.
+    config: ReplicatorConfig,
+    /// Created by the first [`SharedCore::lock`]: a replicator that does not exist yet is one
+    /// with no peers and no wants, whose every input would be a no-op.
+    state: OnceLock<Box<Mutex<State>>>,
+    /// Created by the first waiter ([`SharedCore::changed`]): until then a wake-up has nobody to
+    /// wake (a `watch` channel is about 350 bytes with its eight notifiers).
+    changed: OnceLock<watch::Sender<u64>>,
     /// Waiters for the contiguous length to reach a value (woken only then, not per block).
     contiguous: Mutex<Vec<(u64, oneshot::Sender<()>)>>,
     /// Created by the first [`SharedCore::subscribe`]: until then events have no receiver.
-    events: std::sync::OnceLock<broadcast::Sender<ReplicatorEvent>>,
+    events: OnceLock<broadcast::Sender<ReplicatorEvent>>,
 }
 
 /// One open core, shared (cloning is cheap and gives another handle on the same core).
@@ -169,14 +178,11 @@ impl SharedCore {
             discovery_key: *core.discovery_key(),
             head: Mutex::new(CoreHead::of(&core)),
             core: RwLock::new(core),
-            state: Mutex::new(State {
-                replicator: Replicator::new(config),
-                links: HashMap::new(),
-                pending: 0,
-            }),
-            changed: watch::channel(0).0,
+            config,
+            state: OnceLock::new(),
+            changed: OnceLock::new(),
             contiguous: Mutex::new(Vec::new()),
-            events: std::sync::OnceLock::new(),
+            events: OnceLock::new(),
         }))
     }
 
@@ -236,14 +242,42 @@ impl SharedCore {
         self.0.events.get().is_some()
     }
 
-    /// How many peers replicate this core now.
-    pub fn peer_count(&self) -> usize {
-        self.lock().replicator.peers().count()
+    /// True once a waiter created the wake-up channel.
+    #[cfg(test)]
+    pub(crate) fn has_wake_channel(&self) -> bool {
+        self.0.changed.get().is_some()
     }
 
+    /// True once something needed the replication state: a stream attached this core, or a
+    /// block, range, upgrade or extension was asked for. A core that was only opened, read and
+    /// appended to has none (it costs no replicator).
+    pub fn has_replication_state(&self) -> bool {
+        self.0.state.get().is_some()
+    }
+
+    /// How many peers replicate this core now.
+    pub fn peer_count(&self) -> usize {
+        self.existing().map_or(0, |state| state.replicator.peers().count())
+    }
+
+    /// The replication state, created now if this is its first use.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        let state = self.0.state.get_or_init(|| {
+            Box::new(Mutex::new(State {
+                replicator: Replicator::new(self.0.config.clone()),
+                links: HashMap::new(),
+                pending: 0,
+            }))
+        });
         // A panic while the lock was held leaves plain bookkeeping behind; keep going with it.
-        self.0.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The replication state if it exists (inputs that change nothing in a fresh replicator,
+    /// such as a local append with no peers, skip it rather than create it).
+    fn existing(&self) -> Option<MutexGuard<'_, State>> {
+        let state = self.0.state.get()?;
+        Some(state.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Runs `f` on the replicator, then routes what it asked for.
@@ -304,7 +338,7 @@ impl SharedCore {
 
     /// Stops replicating this core on every connection that carries it (the core is closing).
     pub fn detach_all(&self) {
-        let state = self.lock();
+        let Some(state) = self.existing() else { return };
         for link in state.links.values() {
             let _ = link.tx.send(Command::Detach(self.0.discovery_key));
         }
@@ -336,7 +370,9 @@ impl SharedCore {
 
     /// Wakes every waiter (a block, a length or a peer changed).
     pub(crate) fn notify(&self) {
-        self.0.changed.send_modify(|v| *v = v.wrapping_add(1));
+        if let Some(changed) = self.0.changed.get() {
+            changed.send_modify(|v| *v = v.wrapping_add(1));
+        }
     }
 
     /// Appends `blocks` (one signature, one atomic write); peers hear of it at once.
@@ -346,13 +382,16 @@ impl SharedCore {
         let length = core.append(blocks).await?;
         if length != before {
             let byte_length = core.byte_length();
-            let mut state = self.lock();
-            state.replicator.handle_append(&*core);
-            // The head first (dropping the guard publishes it), then what peers and
-            // subscribers hear: whoever reacts to an event reads the head it announces.
-            drop(core);
-            self.route(&mut state);
-            drop(state);
+            // No replication state: no peer to tell.
+            if let Some(mut state) = self.existing() {
+                state.replicator.handle_append(&*core);
+                // The head first (dropping the guard publishes it), then what peers and
+                // subscribers hear: whoever reacts to an event reads the head it announces.
+                drop(core);
+                self.route(&mut state);
+            } else {
+                drop(core);
+            }
             self.publish(ReplicatorEvent::Appended { length, byte_length });
         }
         Ok(length)
@@ -363,11 +402,14 @@ impl SharedCore {
         let mut core = self.write().await;
         core.truncate(length).await?;
         let fork = core.fork();
-        let mut state = self.lock();
-        state.replicator.handle_truncate(&*core, now());
-        drop(core);
-        self.route(&mut state);
-        drop(state);
+        // No replication state: no peer to tell, no request to cancel.
+        if let Some(mut state) = self.existing() {
+            state.replicator.handle_truncate(&*core, now());
+            drop(core);
+            self.route(&mut state);
+        } else {
+            drop(core);
+        }
         self.publish(ReplicatorEvent::Truncated { length, fork });
         Ok(())
     }
@@ -377,8 +419,10 @@ impl SharedCore {
     pub async fn clear(&self, start: u64, end: u64) -> Result<ClearReport, ClearError> {
         let mut core = self.write().await;
         let report = core.clear(start, end).await?;
-        if report.blocks > 0 {
-            self.with_replicator(|r| r.handle_clear(report.start, report.end, &*core, now()));
+        // No replication state: no peer to tell, no range to rewind.
+        if let Some(mut state) = self.existing().filter(|_| report.blocks > 0) {
+            state.replicator.handle_clear(report.start, report.end, &*core, now());
+            self.route(&mut state);
         }
         Ok(report)
     }
@@ -386,7 +430,13 @@ impl SharedCore {
     /// Block `index`: from storage, or else from a peer, waiting as `options` say. Dropping the
     /// future cancels the wait (and the request, when nobody else wants the block).
     pub async fn get(&self, index: u64, options: GetOptions) -> Result<Option<Vec<u8>>, GetError> {
-        let mut changed = self.0.changed.subscribe();
+        {
+            let core = self.read().await;
+            if core.has(index) || !options.wait {
+                return Ok(core.get(index).await?);
+            }
+        }
+        let mut changed = self.changed();
         {
             let core = self.read().await;
             if core.has(index) || !options.wait {
@@ -418,7 +468,12 @@ impl SharedCore {
     /// Learns the peers' length: asks for an upgrade and waits until every peer has answered
     /// (or `timeout` passed). Returns true when the core grew.
     pub async fn update(&self, timeout: Option<Duration>) -> bool {
-        let mut changed = self.0.changed.subscribe();
+        // No replication state: no stream has this core, nobody to ask (as a fresh replicator,
+        // settled at once).
+        if !self.has_replication_state() {
+            return false;
+        }
+        let mut changed = self.changed();
         let before = self.read().await.length();
         let wait = async {
             {
@@ -471,7 +526,7 @@ impl SharedCore {
     }
 
     pub(crate) fn changed(&self) -> watch::Receiver<u64> {
-        self.0.changed.subscribe()
+        self.0.changed.get_or_init(|| watch::channel(0).0).subscribe()
     }
 }
 
@@ -577,5 +632,27 @@ mod tests {
         let event = events.recv().await.unwrap();
         assert_eq!(event, ReplicatorEvent::Appended { length: 2, byte_length: 12 });
         assert!(events.try_recv().is_err(), "events from before the subscription are not kept");
+    }
+
+    #[tokio::test]
+    async fn reading_stored_blocks_creates_no_wake_channel_and_a_waiting_get_does() {
+        let storage = Storage::open(Arc::new(MemoryStorage::new())).await.unwrap();
+        let core = Hypercore::create(&storage, KeyPair::generate(), None).await.unwrap();
+        let shared = SharedCore::new(core, ReplicatorConfig::default());
+        shared.append(&[b"stored"]).await.unwrap();
+        let read = shared.get(0, GetOptions::default()).await.unwrap();
+        assert_eq!(read.as_deref(), Some(&b"stored"[..]));
+        assert!(!shared.has_wake_channel(), "a stored block needs no waiting");
+        let waiting = tokio::spawn({
+            let shared = shared.clone();
+            async move { shared.get(1, GetOptions::default()).await }
+        });
+        while !shared.has_wake_channel() {
+            tokio::task::yield_now().await;
+        }
+        // The append that stores block 1 wakes the waiter through the channel it created.
+        shared.append(&[b"appended"]).await.unwrap();
+        let read = waiting.await.unwrap().unwrap();
+        assert_eq!(read.as_deref(), Some(&b"appended"[..]));
     }
 }
