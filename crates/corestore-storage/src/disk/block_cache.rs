@@ -9,7 +9,8 @@
 //! - **Only verified blocks enter**: a block is cached after its checksum matched its fence, so
 //!   damage is still reported on every read of a damaged block. Run blocks are never rewritten,
 //!   so a hit holds exactly the bytes a read would.
-//! - **Memory** is bounded: every block is charged its length plus [`ENTRY_OVERHEAD`], and the
+//! - **Memory** is bounded: every block is charged its length, its entry offsets (4 bytes per
+//!   entry, so that a lookup binary-searches the block) and [`ENTRY_OVERHEAD`], and the
 //!   charged total never exceeds the capacity. Eviction is CLOCK (a second chance for blocks read
 //!   since the hand last passed them), O(1) amortized.
 //! - **Concurrency**: a few shards, each a `Mutex` held for a map lookup or an insert only, never
@@ -20,12 +21,28 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// A verified run block, shared by the cache and its readers.
-pub(super) type Block = Arc<[u8]>;
+/// A verified run block and where each of its entries starts (so that a lookup binary-searches
+/// it instead of parsing it from the start).
+pub(super) struct CachedBlock {
+    /// The block's bytes.
+    pub(super) raw: Box<[u8]>,
+    /// The offset of each entry in `raw`, ascending (as their keys are).
+    pub(super) starts: Box<[u32]>,
+}
 
-/// Bytes charged per cached block on top of its length: its slot, its map entry, the `Arc`
-/// header and allocator slack (measured sizes: slot 40, map entry about 30 at 7/8 load, `Arc`
-/// header 16, allocation rounding up to 16).
+impl CachedBlock {
+    /// Bytes this block is charged in the cache.
+    fn charge(&self) -> usize {
+        self.raw.len() + std::mem::size_of_val(&*self.starts) + ENTRY_OVERHEAD
+    }
+}
+
+/// A cached block, shared by the cache and its readers.
+pub(super) type Block = Arc<CachedBlock>;
+
+/// Bytes charged per cached block on top of its bytes and entry offsets: its slot, its map
+/// entry, the `Arc` and the block's two boxes, and allocator slack (slot 32, map entry about 30
+/// at 7/8 load, `Arc` header and boxes 48, allocation rounding up to 16).
 pub(super) const ENTRY_OVERHEAD: usize = 128;
 
 /// A shard holds at least this many bytes (so that small caches are one shard and still hold
@@ -115,10 +132,6 @@ struct Shard {
     misses: u64,
 }
 
-fn charge(block: &[u8]) -> usize {
-    block.len() + ENTRY_OVERHEAD
-}
-
 impl Shard {
     fn get(&mut self, key: Key) -> Option<Block> {
         let found = self.map.get(&key).and_then(|&at| self.slots.get_mut(at));
@@ -133,7 +146,7 @@ impl Shard {
     }
 
     fn insert(&mut self, key: Key, block: Block) {
-        let cost = charge(&block);
+        let cost = block.charge();
         if cost > self.capacity || self.map.contains_key(&key) {
             return;
         }
@@ -149,7 +162,7 @@ impl Shard {
             }
             let gone = self.slots.swap_remove(self.hand);
             self.map.remove(&gone.key);
-            self.bytes -= charge(&gone.block);
+            self.bytes -= gone.block.charge();
             if let Some(moved) = self.slots.get(self.hand) {
                 self.map.insert(moved.key, self.hand);
             }
@@ -239,7 +252,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn block(len: usize, fill: u8) -> Block {
-        std::iter::repeat_n(fill, len).collect()
+        Arc::new(CachedBlock { raw: vec![fill; len].into(), starts: Box::new([0, 1]) })
     }
 
     #[test]
@@ -253,7 +266,7 @@ mod tests {
     #[test]
     fn a_block_read_again_survives_the_clock_and_one_never_read_goes() {
         // Room for three blocks of 100 bytes.
-        let cache = BlockCache::new(3 * charge(&[0; 100]));
+        let cache = BlockCache::new(3 * block(100, 0).charge());
         for n in 0..3 {
             cache.insert(7, n, block(100, 0));
         }
@@ -279,7 +292,7 @@ mod tests {
                 let fill = u8::try_from((run * 31 + n as u64) % 251).unwrap();
                 if read {
                     if let Some(got) = cache.get(run, n) {
-                        prop_assert!(got.iter().all(|&b| b == fill));
+                        prop_assert!(got.raw.iter().all(|&b| b == fill));
                     }
                 } else {
                     cache.insert(run, n, block(len, fill));

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use std::sync::Arc;
 
-use super::block_cache::{Block, BlockCache};
+use super::block_cache::{Block, BlockCache, CachedBlock};
 use super::index::Loc;
 use super::key::IndexKey;
 
@@ -215,7 +215,7 @@ impl std::ops::Deref for Raw {
 
     fn deref(&self) -> &[u8] {
         match self {
-            Self::Cached(block) => block,
+            Self::Cached(block) => &block.raw,
             Self::Read(bytes) => bytes,
         }
     }
@@ -291,17 +291,25 @@ impl Run {
         if let Some(block) = self.cache.get(self.cache_id, n) {
             return Ok(Raw::Cached(block));
         }
-        let len = fence.len as usize;
+        let mut raw = vec![0u8; fence.len as usize];
+        self.file.read_exact_at(&mut raw, fence.offset)?;
+        if crc32fast::hash(&raw) != fence.crc {
+            return Err(bad("index run block damaged"));
+        }
         if !fill || self.cache.is_off() {
-            let mut raw = vec![0u8; len];
-            self.file.read_exact_at(&mut raw, fence.offset)?;
-            check(&raw, fence)?;
             return Ok(Raw::Read(raw));
         }
-        let mut block: Block = std::iter::repeat_n(0u8, len).collect();
-        let Some(raw) = Arc::get_mut(&mut block) else { return Err(bad("index run block")) };
-        self.file.read_exact_at(raw, fence.offset)?;
-        check(raw, fence)?;
+        // Every entry parses (or the block is refused, and not cached).
+        let mut starts = Vec::new();
+        let mut at = 0;
+        while at < raw.len() {
+            starts.push(u32::try_from(at).map_err(|_| bad("index block too long"))?);
+            at = parse_entry(&raw, at)?.2;
+        }
+        let block = Arc::new(CachedBlock {
+            raw: raw.into_boxed_slice(),
+            starts: starts.into_boxed_slice(),
+        });
         self.cache.insert(self.cache_id, n, block.clone());
         Ok(Raw::Cached(block))
     }
@@ -322,7 +330,10 @@ impl Run {
             Some(f) if f.first <= k && k <= f.last => {}
             _ => return Ok(None),
         }
-        let raw = self.raw_block(n, true)?;
+        let raw = match self.raw_block(n, true)? {
+            Raw::Cached(block) => return find(&block, key),
+            Raw::Read(raw) => raw,
+        };
         let mut at = 0;
         while at < raw.len() {
             let (entry, loc, next) = parse_entry(&raw, at)?;
@@ -350,12 +361,23 @@ impl Run {
     }
 }
 
-/// Checks a block read from the file against its fence's checksum.
-fn check(raw: &[u8], fence: &Fence) -> io::Result<()> {
-    if crc32fast::hash(raw) == fence.crc {
-        Ok(())
-    } else {
-        Err(bad("index run block damaged"))
+/// The entry for `key` in a cached block (a binary search over its entries, in place).
+// As `Run::get`.
+#[allow(clippy::option_option)]
+fn find(block: &CachedBlock, key: &[u8]) -> io::Result<Option<Option<Loc>>> {
+    let raw = &*block.raw;
+    // Every entry parsed when the block was cached: a key that does not parse is not there.
+    let key_at = |at: u32| {
+        let at = at as usize;
+        let klen = word(raw, at).unwrap_or_default() as usize;
+        raw.get(at + 4..at + 4 + klen).unwrap_or_default()
+    };
+    match block.starts.binary_search_by(|&at| key_at(at).cmp(key)) {
+        Ok(n) => {
+            let at = block.starts.get(n).map_or(usize::MAX, |&at| at as usize);
+            Ok(Some(parse_entry(raw, at)?.1))
+        }
+        Err(_) => Ok(None),
     }
 }
 
