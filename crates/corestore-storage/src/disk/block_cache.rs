@@ -27,13 +27,13 @@ pub(super) struct CachedBlock {
     /// The block's bytes.
     pub(super) raw: Box<[u8]>,
     /// The offset of each entry in `raw`, ascending (as their keys are).
-    pub(super) starts: Box<[u32]>,
+    pub(super) starts: Vec<u32>,
 }
 
 impl CachedBlock {
     /// Bytes this block is charged in the cache.
     fn charge(&self) -> usize {
-        self.raw.len() + std::mem::size_of_val(&*self.starts) + ENTRY_OVERHEAD
+        self.raw.len() + self.starts.capacity() * std::mem::size_of::<u32>() + ENTRY_OVERHEAD
     }
 }
 
@@ -252,7 +252,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn block(len: usize, fill: u8) -> Block {
-        Arc::new(CachedBlock { raw: vec![fill; len].into(), starts: Box::new([0, 1]) })
+        Arc::new(CachedBlock { raw: vec![fill; len].into(), starts: vec![0, 1] })
     }
 
     #[test]

@@ -299,17 +299,8 @@ impl Run {
         if !fill || self.cache.is_off() {
             return Ok(Raw::Read(raw));
         }
-        // Every entry parses (or the block is refused, and not cached).
-        let mut starts = Vec::new();
-        let mut at = 0;
-        while at < raw.len() {
-            starts.push(u32::try_from(at).map_err(|_| bad("index block too long"))?);
-            at = parse_entry(&raw, at)?.2;
-        }
-        let block = Arc::new(CachedBlock {
-            raw: raw.into_boxed_slice(),
-            starts: starts.into_boxed_slice(),
-        });
+        let starts = entry_starts(&raw)?;
+        let block = Arc::new(CachedBlock { raw: raw.into_boxed_slice(), starts });
         self.cache.insert(self.cache_id, n, block.clone());
         Ok(Raw::Cached(block))
     }
@@ -359,6 +350,29 @@ impl Run {
         }
         Ok(cursor)
     }
+}
+
+/// Where each entry of a block starts; every entry must be whole (a block that is not is
+/// refused, and not cached). Only the lengths are read: this runs on every block that enters the
+/// cache, which for random reads of a large store is every lookup.
+fn entry_starts(raw: &[u8]) -> io::Result<Vec<u32>> {
+    // Entries are at least 6 bytes; most schema entries about 36.
+    let mut starts = Vec::with_capacity(raw.len() / 24);
+    let mut at = 0;
+    while at < raw.len() {
+        starts.push(u32::try_from(at).map_err(|_| bad("index block too long"))?);
+        let klen = word(raw, at).ok_or_else(|| bad("index entry"))? as usize;
+        let tag = at + 4 + klen;
+        at = match raw.get(tag) {
+            Some(0) => tag + 1,
+            Some(1) => tag + 13,
+            _ => return Err(bad("index entry")),
+        };
+        if at > raw.len() {
+            return Err(bad("index entry"));
+        }
+    }
+    Ok(starts)
 }
 
 /// The entry for `key` in a cached block (a binary search over its entries, in place).
@@ -521,6 +535,32 @@ mod tests {
         for n in 0..500 {
             assert_eq!(new.get(&key(n)).unwrap(), Some(Some(Loc { offset: u64::from(n), len: 9 })));
         }
+    }
+
+    /// A block with a valid checksum but a cut or malformed entry is refused (and so never
+    /// cached), whatever its lengths claim.
+    #[test]
+    fn a_malformed_block_has_no_entry_starts() {
+        let mut good = Vec::new();
+        for (key, tag) in [(&b"ab"[..], 0u8), (b"abc", 1)] {
+            good.extend_from_slice(&u32::try_from(key.len()).unwrap().to_le_bytes());
+            good.extend_from_slice(key);
+            good.push(tag);
+            if tag == 1 {
+                good.extend_from_slice(&[7; 12]);
+            }
+        }
+        assert_eq!(entry_starts(&good).unwrap(), vec![0, 7]);
+        // Cut anywhere but between the two entries.
+        for cut in (1..good.len()).filter(|&cut| cut != 7) {
+            assert!(entry_starts(good.get(..cut).unwrap()).is_err(), "cut at {cut}");
+        }
+        let mut bad_tag = good.clone();
+        bad_tag[6] = 2;
+        assert!(entry_starts(&bad_tag).is_err());
+        let mut huge = good;
+        huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(entry_starts(&huge).is_err());
     }
 
     /// A lookup that hits the cache returns what a read does, and reads the file no more.
