@@ -95,7 +95,7 @@ mod schema;
 
 pub use backend::{BatchOp, StorageBackend, WriteBatch};
 #[cfg(unix)]
-pub use disk::{DiskError, DiskOptions, DiskStorage};
+pub use disk::{BlockCacheStats, DiskError, DiskOptions, DiskStorage};
 pub use faulty::{FaultKind, FaultyStorage, InjectedFault};
 pub use memory::MemoryStorage;
 pub use records::{CoreAuth, Hints, RecordError, StoredKeyPair, StoredNode, TreeHead};

@@ -202,7 +202,12 @@ struct Run {
 fn options(rng: &mut StdRng, persistent: bool) -> DiskOptions {
     let options = DiskOptions::default().compact_min_len(rng.gen_range(16u64..128) << 10);
     if persistent {
-        options.persistent_index(true).memtable_entries(rng.gen_range(2..40))
+        // The run block cache off, a block or two (evicting all the time), or the default.
+        let cache = [0, 6 << 10, DiskOptions::default().block_cache_bytes][rng.gen_range(0..3)];
+        options
+            .persistent_index(true)
+            .memtable_entries(rng.gen_range(2..40))
+            .block_cache_bytes(cache)
     } else {
         options.persistent_index(false)
     }

@@ -26,8 +26,11 @@ enum Kind {
     /// Disk with the default options (the persistent index, a table that never fills here: it is
     /// written out when the store is dropped).
     Disk,
-    /// Disk with the persistent index and a tiny in-memory table, so runs and merges happen.
+    /// Disk with the persistent index and a tiny in-memory table, so runs and merges happen
+    /// (and the default cache of run blocks).
     DiskIndexed,
+    /// [`Kind::DiskIndexed`] without the cache of run blocks.
+    DiskIndexedUncached,
     /// Disk with every key in memory (`persistent_index` off).
     DiskMemoryIndex,
 }
@@ -39,6 +42,7 @@ fn indexed() -> DiskOptions {
 fn options(kind: Kind) -> DiskOptions {
     match kind {
         Kind::DiskIndexed => indexed(),
+        Kind::DiskIndexedUncached => indexed().block_cache_bytes(0),
         Kind::DiskMemoryIndex => DiskOptions::default().persistent_index(false),
         _ => DiskOptions::default(),
     }
@@ -59,7 +63,7 @@ impl Fixture {
                 dir: None,
                 backend: Arc::new(FaultyStorage::new(Arc::new(MemoryStorage::new()))),
             },
-            Kind::Disk | Kind::DiskIndexed | Kind::DiskMemoryIndex => {
+            Kind::Disk | Kind::DiskIndexed | Kind::DiskIndexedUncached | Kind::DiskMemoryIndex => {
                 let dir = tempfile::tempdir().unwrap();
                 let backend = Arc::new(DiskStorage::open_with(dir.path(), options(kind)).unwrap());
                 Self { kind, dir: Some(dir), backend }
@@ -69,8 +73,10 @@ impl Fixture {
 
     /// A fresh handle on the same data: disk stores are closed and replayed from the log.
     fn reopen(&mut self) {
-        if let (Kind::Disk | Kind::DiskIndexed | Kind::DiskMemoryIndex, Some(dir)) =
-            (self.kind, &self.dir)
+        if let (
+            Kind::Disk | Kind::DiskIndexed | Kind::DiskIndexedUncached | Kind::DiskMemoryIndex,
+            Some(dir),
+        ) = (self.kind, &self.dir)
         {
             self.backend = Arc::new(MemoryStorage::new());
             self.backend =
@@ -190,6 +196,23 @@ proptest! {
     #[test]
     fn persistent_index_schema_round_trip(case in schema_case()) {
         block_on(check_schema(&mut Fixture::new(Kind::DiskIndexed), case));
+    }
+
+    #[test]
+    fn persistent_index_without_block_cache_matches_model_and_replays(
+        batches in batches(),
+        probes in probes(),
+    ) {
+        block_on(check_against_model(
+            &mut Fixture::new(Kind::DiskIndexedUncached),
+            batches,
+            probes,
+        ));
+    }
+
+    #[test]
+    fn persistent_index_without_block_cache_schema_round_trip(case in schema_case()) {
+        block_on(check_schema(&mut Fixture::new(Kind::DiskIndexedUncached), case));
     }
 
     #[test]

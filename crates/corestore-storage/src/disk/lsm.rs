@@ -25,6 +25,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::block_cache::{BlockCache, BlockCacheStats};
 use super::index::{Apply, Loc};
 use super::key::IndexKey;
 use super::log::Salt;
@@ -83,6 +84,8 @@ pub(super) struct Lsm {
     /// The record being applied (a table written out in the middle of it has replay start at
     /// its beginning, so the whole record is applied again).
     record: (u64, u64),
+    /// Verified run blocks, shared by every run.
+    cache: Arc<BlockCache>,
 }
 
 impl std::fmt::Debug for Lsm {
@@ -100,9 +103,9 @@ fn run_path(dir: &Path, id: u64) -> PathBuf {
 }
 
 impl Lsm {
-    /// An index kept in directory `dir` (created if needed); nothing is loaded until replay
-    /// calls [`Apply::start`] with the log's salt.
-    pub(super) fn new(dir: PathBuf, mem_limit: usize) -> io::Result<Self> {
+    /// An index kept in directory `dir` (created if needed), caching up to `cache_bytes` of run
+    /// blocks; nothing is loaded until replay calls [`Apply::start`] with the log's salt.
+    pub(super) fn new(dir: PathBuf, mem_limit: usize, cache_bytes: usize) -> io::Result<Self> {
         super::create_dir_durably(&dir)?;
         Ok(Self {
             dir,
@@ -116,7 +119,13 @@ impl Lsm {
             salt: [0; 16],
             garbage: 0,
             record: (super::log::HEADER_LEN, super::log::HEADER_LEN),
+            cache: Arc::new(BlockCache::new(cache_bytes)),
         })
+    }
+
+    /// The figures of the run block cache.
+    pub(super) fn cache_stats(&self) -> BlockCacheStats {
+        self.cache.stats()
     }
 
     /// Loads the manifest and its runs if they index the log with `salt`; `false` otherwise.
@@ -147,7 +156,7 @@ impl Lsm {
         let mut runs = Vec::with_capacity(count);
         for n in 0..count {
             let Some(id) = dword(68 + 8 * n) else { return false };
-            match Run::open(&run_path(&self.dir, id), id) {
+            match Run::open(&run_path(&self.dir, id), id, &self.cache) {
                 Ok(run) => runs.push(Arc::new(run)),
                 Err(error) => {
                     tracing::warn!(%error, id, "index run unreadable; rebuilding the index");
@@ -228,7 +237,7 @@ impl Lsm {
         if start >= end || limit == 0 {
             return Ok(out);
         }
-        let mut merge = self.merge_from(start)?;
+        let mut merge = self.merge_from(start, true)?;
         while let Some((key, loc)) = merge.next_entry()? {
             if key >= end {
                 break;
@@ -245,7 +254,7 @@ impl Lsm {
 
     /// Every live entry, ascending, streamed.
     pub(super) fn live(&self) -> io::Result<impl Iterator<Item = io::Result<(Vec<u8>, Loc)>> + '_> {
-        let mut merge = self.merge_from(&[])?;
+        let mut merge = self.merge_from(&[], false)?;
         Ok(std::iter::from_fn(move || loop {
             match merge.next_entry() {
                 Err(e) => return Some(Err(e)),
@@ -266,10 +275,12 @@ impl Lsm {
         Ok(n)
     }
 
-    fn merge_from(&self, start: &[u8]) -> io::Result<Merge<'_>> {
+    /// A merge of the table and every run from `start` on, caching the run blocks it reads
+    /// when `fill`.
+    fn merge_from(&self, start: &[u8], fill: bool) -> io::Result<Merge<'_>> {
         let mut cursors = Vec::with_capacity(self.runs.len());
         for run in &self.runs {
-            cursors.push(run.cursor(start)?);
+            cursors.push(run.cursor(start, fill)?);
         }
         let mem: Box<dyn Iterator<Item = Entry> + '_> =
             Box::new(self.mem.iter_from(start).map(|(k, v)| (k.to_vec(), *v)));
@@ -325,7 +336,7 @@ impl Lsm {
             self.garbage + merge_into(Some(&self.mem), inputs, &mut writer, drop_deletes)?;
         writer.finish()?;
         crash_point(if included > 0 { "merged run written" } else { "run written" });
-        let run = Arc::new(Run::open(&path, id)?);
+        let run = Arc::new(Run::open(&path, id, &self.cache)?);
         let doomed: Vec<u64> = inputs.iter().map(|r| r.id).collect();
         let mut runs = self.runs.clone();
         runs.splice(0..included, [run]);
@@ -365,7 +376,7 @@ impl Lsm {
     /// Opens run `id`, written through [`Lsm::begin_replace`] (before the new log replaces the
     /// old one, so that a failure here leaves the old log and index in use).
     pub(super) fn open_replacement(&self, id: u64) -> io::Result<Arc<Run>> {
-        Ok(Arc::new(Run::open(&run_path(&self.dir, id), id)?))
+        Ok(Arc::new(Run::open(&run_path(&self.dir, id), id, &self.cache)?))
     }
 
     /// Makes `run` (from [`Lsm::open_replacement`]) the whole index of the new log with `salt`,
@@ -502,7 +513,7 @@ fn merge_into(
     let mut mem = mem.map(|m| m.iter_from(&[]).peekable());
     let mut cursors = Vec::with_capacity(runs.len());
     for run in runs {
-        cursors.push(run.cursor(&[])?);
+        cursors.push(run.cursor(&[], false)?);
     }
     let (mut key, mut mem_key) = (Vec::new(), Vec::new());
     let mut garbage = 0;
@@ -656,14 +667,14 @@ mod tests {
 
     type Model = BTreeMap<Vec<u8>, Option<Loc>>;
 
-    fn write_run(dir: &Path, id: u64, entries: &Model) -> Run {
+    fn write_run(dir: &Path, id: u64, entries: &Model, cache: &Arc<BlockCache>) -> Run {
         let path = run_path(dir, id);
         let mut writer = RunWriter::create(&path).unwrap();
         for (key, loc) in entries {
             writer.add(key, *loc).unwrap();
         }
         writer.finish().unwrap();
-        Run::open(&path, id).unwrap()
+        Run::open(&path, id, cache).unwrap()
     }
 
     /// Keys in two sections, in stretches that one run or both hold, so both block copies and
@@ -695,9 +706,18 @@ mod tests {
             older in run_entries(),
             with_table in any::<bool>(),
             drop_deletes in any::<bool>(),
+            // Off, or a few blocks, so that lookups both hit and evict.
+            cache_bytes in prop_oneof![Just(0usize), Just(6 << 10), Just(1 << 20)],
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let (a, b) = (write_run(dir.path(), 1, &newer), write_run(dir.path(), 2, &older));
+            let cache = Arc::new(BlockCache::new(cache_bytes));
+            let a = write_run(dir.path(), 1, &newer, &cache);
+            let b = write_run(dir.path(), 2, &older, &cache);
+            // Lookups cache some of the inputs' blocks before the merge reads them.
+            for key in newer.keys().chain(older.keys()).step_by(7) {
+                a.get(key).unwrap();
+                b.get(key).unwrap();
+            }
             let mut mem = Memtable::default();
             for (key, loc) in &table {
                 mem.insert(key, *loc);
@@ -708,7 +728,7 @@ mod tests {
             let garbage =
                 merge_into(with_table.then_some(&mem), &runs, &mut writer, drop_deletes).unwrap();
             writer.finish().unwrap();
-            let merged = Run::open(&path, 3).unwrap();
+            let merged = Run::open(&path, 3, &cache).unwrap();
 
             let mut want = older.clone();
             let mut want_garbage = 0;
@@ -724,7 +744,7 @@ mod tests {
                 want.retain(|_, loc| loc.is_some());
             }
             let mut got = Model::new();
-            let mut cursor = merged.cursor(&[]).unwrap();
+            let mut cursor = merged.cursor(&[], true).unwrap();
             loop {
                 cursor.fill().unwrap();
                 let Some((key, loc)) = cursor.head() else { break };
@@ -736,7 +756,10 @@ mod tests {
             prop_assert_eq!(garbage, want_garbage);
             for (key, loc) in &want {
                 prop_assert_eq!(merged.get(key).unwrap(), Some(*loc));
+                // Again: a hit when cached.
+                prop_assert_eq!(merged.get(key).unwrap(), Some(*loc));
             }
+            prop_assert!(cache.stats().bytes <= cache_bytes);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! and a bounded in-memory table) or wholly in memory ([`DiskOptions::persistent_index`] off, in
 //! the Bitcask style).
 
+mod block_cache;
 mod index;
 mod key;
 mod keys;
@@ -10,6 +11,7 @@ mod legacy;
 mod log;
 mod lsm;
 mod memtable;
+mod options;
 mod runs;
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -22,69 +24,20 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use async_trait::async_trait;
 
 use crate::backend::{StorageBackend, WriteBatch};
+pub use block_cache::BlockCacheStats;
 use index::Index;
 use keys::Keys;
 use log::{Replay, Salt};
+pub use options::DiskOptions;
 
 const LOCK_FILE: &str = "LOCK";
 const LOG_FILE: &str = "data.log";
 const COMPACT_FILE: &str = "data.log.compact";
 const INDEX_DIR: &str = "index";
 
-/// Compaction is considered once the log is this large (by default)…
-const COMPACT_MIN_LEN: u64 = 64 << 20;
-/// …and more than this many times the live data.
+/// Compaction is considered once the log is more than this many times the live data.
 const COMPACT_RATIO: u64 = 2;
 
-/// Tuning for [`DiskStorage::open_with`]. The defaults suit stores of any size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DiskOptions {
-    /// Compaction runs only once the log file is at least this many bytes (default 64 MiB)
-    /// and more than twice the live data.
-    pub compact_min_len: u64,
-    /// Keep the index on disk (sorted runs in the store's `index/` directory, rebuilt from the
-    /// log whenever it is missing or stale) instead of every key in memory: memory is bounded
-    /// by [`DiskOptions::memtable_entries`] and open replays only the log written since the
-    /// last run. On by default. Off, every key lives in memory (about 80 bytes plus the key per
-    /// record) and open replays the whole log: a little faster for small stores (a point read
-    /// is one `pread` instead of two), but memory and open time grow with the store. Either
-    /// opens a store written with the other.
-    pub persistent_index: bool,
-    /// With [`DiskOptions::persistent_index`], how many recent keys are held in memory before
-    /// they are written out as a run (default 131,072; they are also written out when the store
-    /// is dropped, so a clean reopen replays nothing).
-    pub memtable_entries: usize,
-}
-
-impl Default for DiskOptions {
-    fn default() -> Self {
-        Self { compact_min_len: COMPACT_MIN_LEN, persistent_index: true, memtable_entries: 1 << 17 }
-    }
-}
-
-impl DiskOptions {
-    /// Sets [`DiskOptions::compact_min_len`] (tests use a small one to compact often).
-    #[must_use]
-    pub fn compact_min_len(mut self, bytes: u64) -> Self {
-        self.compact_min_len = bytes;
-        self
-    }
-
-    /// Sets [`DiskOptions::persistent_index`].
-    #[must_use]
-    pub fn persistent_index(mut self, on: bool) -> Self {
-        self.persistent_index = on;
-        self
-    }
-
-    /// Sets [`DiskOptions::memtable_entries`] (at least 1).
-    #[must_use]
-    pub fn memtable_entries(mut self, entries: usize) -> Self {
-        self.memtable_entries = entries.max(1);
-        self
-    }
-}
 /// Once this many bytes were appended since the last background sync started, another one
 /// starts (see [`DiskStorage::sync_in_background`]).
 const BACKGROUND_SYNC: u64 = 16 << 20;
@@ -151,7 +104,9 @@ pub enum DiskError {
 ///   completed flush does).
 /// - **Reads** look the key up in the index (key → position: the in-memory table, then the
 ///   newest run that may hold it, one `pread` of a 4 KiB index block at most per run that
-///   covers the key) and read the value with one `pread`. Values are never cached.
+///   covers the key; recently read index blocks are cached, see
+///   [`DiskOptions::block_cache_bytes`]) and read the value with one `pread`. Values are never
+///   cached.
 /// - **Power loss.** Every record is bound to its file and position (see [`log`]), so pages
 ///   that a power loss zero-fills or drops end the log cleanly, and record-shaped bytes inside a
 ///   value are never replayed. A damaged record *before* what a completed flush made durable is
@@ -162,9 +117,10 @@ pub enum DiskError {
 ///   atomic: written aside, synced, then renamed over the log. A failed compaction leaves the
 ///   old log in use, is logged with `tracing`, and is tried again once the log has grown by
 ///   half (not after every write).
-/// - **Memory** is bounded by [`DiskOptions::memtable_entries`] (plus the first and last key of
-///   every 4 KiB index block, about 1% of the index), whatever the store's size: repeated reads
-///   are served by the OS page cache. Opening replays only the log written after the last run;
+/// - **Memory** is bounded by [`DiskOptions::memtable_entries`] and
+///   [`DiskOptions::block_cache_bytes`] (plus the first and last key of every 4 KiB index block,
+///   about 1% of the index), whatever the store's size: repeated reads of values are served by
+///   the OS page cache. Opening replays only the log written after the last run;
 ///   after a clean close (the table is written out when the store is dropped), nothing. With
 ///   [`DiskOptions::persistent_index`] off, every key is in memory and open replays the log.
 /// - **Migration.** A store without an index (written with the in-memory index, or with an
@@ -322,6 +278,7 @@ impl DiskStorage {
             Keys::Persistent(Box::new(lsm::Lsm::new(
                 dir.join(INDEX_DIR),
                 options.memtable_entries,
+                options.block_cache_bytes,
             )?))
         } else {
             Keys::Memory(Index::default())
@@ -362,6 +319,15 @@ impl DiskStorage {
     /// Size of the log file in bytes (live data plus garbage not yet compacted).
     pub fn log_len(&self) -> u64 {
         self.inner.writer.lock().unwrap_or_else(PoisonError::into_inner).end
+    }
+
+    /// The figures of the cache of index run blocks ([`DiskOptions::block_cache_bytes`]); all
+    /// zero without the persistent index.
+    pub fn block_cache_stats(&self) -> BlockCacheStats {
+        match &self.inner.read_state().index {
+            Keys::Persistent(lsm) => lsm.cache_stats(),
+            Keys::Memory(_) => BlockCacheStats::default(),
+        }
     }
 
     /// Compactions run by this handle so far.

@@ -16,6 +16,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use std::sync::Arc;
+
+use super::block_cache::{Block, BlockCache, CachedBlock};
 use super::index::Loc;
 use super::key::IndexKey;
 
@@ -192,9 +195,30 @@ struct Fence {
 /// An open run: the file and the first key of each block.
 pub(super) struct Run {
     pub(super) id: u64,
+    /// This run's id in `cache` (unique in the process, unlike `id`, which names the file).
+    cache_id: u64,
     file: File,
     fences: Vec<Fence>,
     pub(super) entries: u64,
+    cache: Arc<BlockCache>,
+}
+
+/// A run block being read: shared with the cache, or read for one pass only (a merge, or
+/// with the cache off).
+enum Raw {
+    Cached(Block),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for Raw {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Cached(block) => &block.raw,
+            Self::Read(bytes) => bytes,
+        }
+    }
 }
 
 impl std::fmt::Debug for Run {
@@ -207,8 +231,9 @@ impl std::fmt::Debug for Run {
 }
 
 impl Run {
-    /// Opens the run file at `path`, checking its footer and fences.
-    pub(super) fn open(path: &Path, id: u64) -> io::Result<Self> {
+    /// Opens the run file at `path`, checking its footer and fences; its blocks are cached in
+    /// `cache`.
+    pub(super) fn open(path: &Path, id: u64, cache: &Arc<BlockCache>) -> io::Result<Self> {
         let file = File::open(path)?;
         let bytes = file.metadata()?.len();
         let footer_at =
@@ -255,17 +280,29 @@ impl Run {
             });
             at = tail + 16;
         }
-        Ok(Self { id, file, fences, entries })
+        let cache_id = super::block_cache::run_id();
+        Ok(Self { id, cache_id, file, fences, entries, cache: cache.clone() })
     }
 
-    fn raw_block(&self, n: usize) -> io::Result<Vec<u8>> {
-        let Some(fence) = self.fences.get(n) else { return Ok(Vec::new()) };
+    /// Block `n`, verified: from the cache, or read (and cached when `fill`; a merge reads each
+    /// block once and would only push the blocks that lookups reuse out).
+    fn raw_block(&self, n: usize, fill: bool) -> io::Result<Raw> {
+        let Some(fence) = self.fences.get(n) else { return Ok(Raw::Read(Vec::new())) };
+        if let Some(block) = self.cache.get(self.cache_id, n) {
+            return Ok(Raw::Cached(block));
+        }
         let mut raw = vec![0u8; fence.len as usize];
         self.file.read_exact_at(&mut raw, fence.offset)?;
         if crc32fast::hash(&raw) != fence.crc {
             return Err(bad("index run block damaged"));
         }
-        Ok(raw)
+        if !fill || self.cache.is_off() {
+            return Ok(Raw::Read(raw));
+        }
+        let starts = entry_starts(&raw)?;
+        let block = Arc::new(CachedBlock { raw: raw.into_boxed_slice(), starts });
+        self.cache.insert(self.cache_id, n, block.clone());
+        Ok(Raw::Cached(block))
     }
 
     /// The block that may hold `key`: the last one whose first key is not above it.
@@ -284,7 +321,10 @@ impl Run {
             Some(f) if f.first <= k && k <= f.last => {}
             _ => return Ok(None),
         }
-        let raw = self.raw_block(n)?;
+        let raw = match self.raw_block(n, true)? {
+            Raw::Cached(block) => return find(&block, key),
+            Raw::Read(raw) => raw,
+        };
         let mut at = 0;
         while at < raw.len() {
             let (entry, loc, next) = parse_entry(&raw, at)?;
@@ -297,16 +337,61 @@ impl Run {
         Ok(None)
     }
 
-    /// A cursor at the first entry with a key at or above `start`.
-    pub(super) fn cursor(&self, start: &[u8]) -> io::Result<Cursor<'_>> {
+    /// A cursor at the first entry with a key at or above `start`; the blocks it reads are
+    /// cached when `fill` (range reads; not merges, which read every block once).
+    pub(super) fn cursor(&self, start: &[u8], fill: bool) -> io::Result<Cursor<'_>> {
         let n = self.block_for(&IndexKey::new(start));
-        let mut cursor = Cursor { run: self, block: n, raw: self.raw_block(n)?, at: 0, head: None };
+        let raw = self.raw_block(n, fill)?;
+        let mut cursor = Cursor { run: self, block: n, raw, at: 0, head: None, fill };
         cursor.fill()?;
         while cursor.head().is_some_and(|(k, _)| k < start) {
             cursor.advance();
             cursor.fill()?;
         }
         Ok(cursor)
+    }
+}
+
+/// Where each entry of a block starts; every entry must be whole (a block that is not is
+/// refused, and not cached). Only the lengths are read: this runs on every block that enters the
+/// cache, which for random reads of a large store is every lookup.
+fn entry_starts(raw: &[u8]) -> io::Result<Vec<u32>> {
+    // Entries are at least 6 bytes; most schema entries about 36.
+    let mut starts = Vec::with_capacity(raw.len() / 24);
+    let mut at = 0;
+    while at < raw.len() {
+        starts.push(u32::try_from(at).map_err(|_| bad("index block too long"))?);
+        let klen = word(raw, at).ok_or_else(|| bad("index entry"))? as usize;
+        let tag = at + 4 + klen;
+        at = match raw.get(tag) {
+            Some(0) => tag + 1,
+            Some(1) => tag + 13,
+            _ => return Err(bad("index entry")),
+        };
+        if at > raw.len() {
+            return Err(bad("index entry"));
+        }
+    }
+    Ok(starts)
+}
+
+/// The entry for `key` in a cached block (a binary search over its entries, in place).
+// As `Run::get`.
+#[allow(clippy::option_option)]
+fn find(block: &CachedBlock, key: &[u8]) -> io::Result<Option<Option<Loc>>> {
+    let raw = &*block.raw;
+    // Every entry parsed when the block was cached: a key that does not parse is not there.
+    let key_at = |at: u32| {
+        let at = at as usize;
+        let klen = word(raw, at).unwrap_or_default() as usize;
+        raw.get(at + 4..at + 4 + klen).unwrap_or_default()
+    };
+    match block.starts.binary_search_by(|&at| key_at(at).cmp(key)) {
+        Ok(n) => {
+            let at = block.starts.get(n).map_or(usize::MAX, |&at| at as usize);
+            Ok(Some(parse_entry(raw, at)?.1))
+        }
+        Err(_) => Ok(None),
     }
 }
 
@@ -332,10 +417,12 @@ fn parse_entry(raw: &[u8], at: usize) -> io::Result<(&[u8], Option<Loc>, usize)>
 pub(super) struct Cursor<'a> {
     run: &'a Run,
     block: usize,
-    raw: Vec<u8>,
+    raw: Raw,
     at: usize,
     /// The parsed entry at `at`: key range in `raw`, value position, next entry's offset.
     head: Option<(usize, usize, Option<Loc>, usize)>,
+    /// Cache the blocks read.
+    fill: bool,
 }
 
 impl Cursor<'_> {
@@ -349,7 +436,7 @@ impl Cursor<'_> {
                 return Ok(());
             }
             self.block += 1;
-            self.raw = self.run.raw_block(self.block)?;
+            self.raw = self.run.raw_block(self.block, self.fill)?;
             self.at = 0;
         }
         let (key, loc, next) = parse_entry(&self.raw, self.at)?;
@@ -406,5 +493,96 @@ impl RawBlock<'_> {
     /// The block's last key.
     pub(super) fn last(&self) -> &IndexKey {
         &self.fence.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, value_len: u32, keys: u16) {
+        let mut writer = RunWriter::create(path).unwrap();
+        for n in 0..keys {
+            let mut key = vec![3, 0, 0, 0, 0, 0, 0, 0, 1, 2];
+            key.extend_from_slice(&n.to_be_bytes());
+            writer.add(&key, Some(Loc { offset: u64::from(n), len: value_len })).unwrap();
+        }
+        writer.finish().unwrap();
+    }
+
+    fn key(n: u16) -> Vec<u8> {
+        let mut key = vec![3, 0, 0, 0, 0, 0, 0, 0, 1, 2];
+        key.extend_from_slice(&n.to_be_bytes());
+        key
+    }
+
+    /// A compaction that fails after writing its run leaves the file name to the next run
+    /// written; blocks cached for the first must never answer for the second.
+    #[test]
+    fn a_run_reusing_a_file_name_never_gets_the_blocks_cached_for_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run-0000000000000005.idx");
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        write(&path, 7, 500);
+        let old = Run::open(&path, 5, &cache).unwrap();
+        for n in 0..500 {
+            assert_eq!(old.get(&key(n)).unwrap(), Some(Some(Loc { offset: u64::from(n), len: 7 })));
+        }
+        assert!(cache.stats().blocks > 1);
+        drop(old);
+        write(&path, 9, 500);
+        let new = Run::open(&path, 5, &cache).unwrap();
+        for n in 0..500 {
+            assert_eq!(new.get(&key(n)).unwrap(), Some(Some(Loc { offset: u64::from(n), len: 9 })));
+        }
+    }
+
+    /// A block with a valid checksum but a cut or malformed entry is refused (and so never
+    /// cached), whatever its lengths claim.
+    #[test]
+    fn a_malformed_block_has_no_entry_starts() {
+        let mut good = Vec::new();
+        for (key, tag) in [(&b"ab"[..], 0u8), (b"abc", 1)] {
+            good.extend_from_slice(&u32::try_from(key.len()).unwrap().to_le_bytes());
+            good.extend_from_slice(key);
+            good.push(tag);
+            if tag == 1 {
+                good.extend_from_slice(&[7; 12]);
+            }
+        }
+        assert_eq!(entry_starts(&good).unwrap(), vec![0, 7]);
+        // Cut anywhere but between the two entries.
+        for cut in (1..good.len()).filter(|&cut| cut != 7) {
+            assert!(entry_starts(good.get(..cut).unwrap()).is_err(), "cut at {cut}");
+        }
+        let mut bad_tag = good.clone();
+        bad_tag[6] = 2;
+        assert!(entry_starts(&bad_tag).is_err());
+        let mut huge = good;
+        huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(entry_starts(&huge).is_err());
+    }
+
+    /// A lookup that hits the cache returns what a read does, and reads the file no more.
+    #[test]
+    fn a_cached_block_answers_hits_and_misses_like_a_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run");
+        write(&path, 7, 1000);
+        let cached = Run::open(&path, 1, &Arc::new(BlockCache::new(1 << 20))).unwrap();
+        let read = Run::open(&path, 1, &Arc::new(BlockCache::new(0))).unwrap();
+        for round in 0..2 {
+            // Every key, and keys between and past them (misses inside and outside the fences).
+            for n in 0..2100 {
+                let mut probe = key(n / 2);
+                if n % 2 == 1 {
+                    probe.push(0);
+                }
+                assert_eq!(cached.get(&probe).unwrap(), read.get(&probe).unwrap(), "{n}");
+            }
+            let stats = cached.cache.stats();
+            assert_eq!(stats.misses, stats.blocks as u64, "round {round}: a block read twice");
+        }
+        assert_eq!(read.cache.stats().blocks, 0);
     }
 }
