@@ -44,6 +44,9 @@ pub(crate) type NodeMap = HashMap<u64, Node, std::hash::BuildHasherDefault<Index
 #[derive(Debug, Default)]
 pub(crate) struct NodeCache {
     map: Mutex<NodeMap>,
+    /// Nodes were pinned and are not written yet: nothing may be evicted (a pinned node is in
+    /// no storage, so a proof checked against it after an eviction would find nothing).
+    pinned: bool,
 }
 
 impl NodeCache {
@@ -64,9 +67,13 @@ impl NodeCache {
         self.map().contains_key(&index)
     }
 
-    /// Adds a node read from storage.
+    /// Adds a node read from storage (unless nodes are pinned and the cache is full: the node
+    /// is then not kept).
     pub(crate) fn fill(&self, node: Node) {
         let mut map = self.map();
+        if self.pinned && map.len() >= NODE_CACHE_LIMIT {
+            return;
+        }
         make_room(&mut map, 1);
         map.insert(node.index, node);
     }
@@ -75,19 +82,23 @@ impl NodeCache {
     /// limit: a large append's newest nodes).
     pub(crate) fn remember(&mut self, nodes: &[Node]) {
         let nodes = nodes.get(nodes.len().saturating_sub(NODE_CACHE_LIMIT / 2)..).unwrap_or(nodes);
+        self.pinned = false;
         let map = self.map_mut();
         make_room(map, nodes.len());
         map.extend(nodes.iter().map(|n| (n.index, *n)));
     }
 
-    /// Adds nodes verified but not written yet, without evicting (the caller bounds how many,
-    /// writes them, then lets [`NodeCache::remember`] restore the bound, or clears the cache if
-    /// the write failed).
+    /// Adds nodes verified but not written yet, without evicting; until the next
+    /// [`NodeCache::remember`] or [`NodeCache::clear`], nothing is evicted (the caller bounds
+    /// how many, writes them, then lets [`NodeCache::remember`] restore the bound, or clears
+    /// the cache if the write failed).
     pub(crate) fn pin(&mut self, nodes: &[Node]) {
+        self.pinned |= !nodes.is_empty();
         self.map_mut().extend(nodes.iter().map(|n| (n.index, *n)));
     }
 
     pub(crate) fn clear(&mut self) {
+        self.pinned = false;
         let map = self.map_mut();
         map.clear();
         map.shrink_to(0);

@@ -151,3 +151,7 @@ fn copy_error(e: &StorageError) -> StorageError {
         other => StorageError::Io(std::io::Error::other(other.to_string())),
     }
 }
+
+#[cfg(test)]
+#[path = "receive_attack_tests.rs"]
+mod attack_tests;
