@@ -15,11 +15,10 @@ fn exe() -> PathBuf {
 fn expected_rows(group: Group, node: bool) -> usize {
     match group {
         Group::Append | Group::Read => 2,
-        Group::Open => 5,
+        Group::Open | Group::Scale => 5,
         Group::Replicate if node => 2 * 5,
         Group::Replicate => 2 * 3,
         Group::Cores => 1,
-        Group::Scale => 5,
     }
 }
 
