@@ -93,11 +93,7 @@ impl Bitfield {
         let mut i = start;
         while i < end {
             let (page_index, word, bit) = split(i);
-            if staged.last().is_none_or(|(p, _)| *p != page_index) {
-                let page = self.pages.get(&page_index).cloned().unwrap_or_else(empty_page);
-                staged.push((page_index, page));
-            }
-            let Some((_, page)) = staged.last_mut() else { break };
+            let Some(page) = self.staged_page(&mut staged, page_index) else { break };
             let n = (end - i).min(u64::from(32 - bit)) as u32;
             let mask = if n == 32 { u32::MAX } else { ((1u32 << n) - 1) << bit };
             if let Some(w) = page.get_mut(word) {
@@ -117,15 +113,26 @@ impl Bitfield {
         let mut staged: Vec<(u64, Page)> = Vec::new();
         for &i in indexes {
             let (page_index, word, bit) = split(i);
-            if staged.last().is_none_or(|(p, _)| *p != page_index) {
-                let page = self.pages.get(&page_index).cloned().unwrap_or_else(empty_page);
-                staged.push((page_index, page));
-            }
-            if let Some(w) = staged.last_mut().and_then(|(_, p)| p.get_mut(word)) {
+            if let Some(w) = self.staged_page(&mut staged, page_index).and_then(|p| p.get_mut(word))
+            {
                 *w |= 1 << bit;
             }
         }
         StagedPages(staged)
+    }
+
+    /// The staged copy of page `page_index` (pages are staged in ascending order: the last one,
+    /// or a copy of the current page pushed for it).
+    fn staged_page<'a>(
+        &self,
+        staged: &'a mut Vec<(u64, Page)>,
+        page_index: u64,
+    ) -> Option<&'a mut Page> {
+        if staged.last().is_none_or(|(p, _)| *p != page_index) {
+            let page = self.pages.get(&page_index).cloned().unwrap_or_else(empty_page);
+            staged.push((page_index, page));
+        }
+        staged.last_mut().map(|(_, page)| page)
     }
 
     /// Applies staged pages (after they were persisted).

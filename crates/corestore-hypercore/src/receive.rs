@@ -20,8 +20,8 @@ const GROUP_NODES: usize = 4096;
 /// Verified block proofs waiting for their shared write.
 #[derive(Default)]
 struct Group {
-    /// `(position in the input, block index, proof)`.
-    proofs: Vec<(usize, u64, VerifiedProof)>,
+    /// `(position in the input, proof)`.
+    proofs: Vec<(usize, VerifiedProof)>,
     /// The new nodes of the group: held in the node cache (pinned) until written, so later
     /// proofs of the group verify against them exactly as after a write of each.
     nodes: Vec<Node>,
@@ -56,8 +56,7 @@ impl Hypercore {
                     let nodes = std::mem::take(&mut proof.nodes);
                     self.cache.pin(&nodes);
                     group.nodes.extend(nodes);
-                    let index = proof.block.as_ref().map_or(0, |(i, _)| *i);
-                    group.proofs.push((at, index, proof));
+                    group.proofs.push((at, proof));
                 }
                 Err(e) => set(&mut out, at, Err(e)),
             }
@@ -77,10 +76,16 @@ impl Hypercore {
         if proofs.is_empty() {
             return;
         }
-        let mut fresh: Vec<u64> =
-            proofs.iter().map(|(_, index, _)| *index).filter(|i| !self.bitfield.get(*i)).collect();
-        fresh.sort_unstable();
-        fresh.dedup();
+        // The blocks not stored yet, each once (the first answer for it: the sort is stable).
+        let mut blocks: Vec<(u64, &[u8])> = proofs
+            .iter()
+            .filter_map(|(_, proof)| proof.block.as_ref())
+            .map(|(index, value)| (*index, value.as_slice()))
+            .filter(|(index, _)| !self.bitfield.get(*index))
+            .collect();
+        blocks.sort_by_key(|(index, _)| *index);
+        blocks.dedup_by_key(|(index, _)| *index);
+        let fresh: Vec<u64> = blocks.iter().map(|(index, _)| *index).collect();
         let mut contiguous = self.contiguous_length;
         loop {
             contiguous = self.bitfield.first_unset(contiguous);
@@ -95,14 +100,8 @@ impl Hypercore {
         for n in &nodes {
             batch.put_tree_node(n.index, &stored(n));
         }
-        let mut written = Vec::with_capacity(fresh.len());
-        for (_, index, proof) in &proofs {
-            if let Some((_, value)) = &proof.block {
-                if fresh.binary_search(index).is_ok() && !written.contains(index) {
-                    batch.put_block(*index, value);
-                    written.push(*index);
-                }
-            }
+        for (index, value) in &blocks {
+            batch.put_block(*index, value);
         }
         let staged = self.bitfield.stage_set(&fresh);
         // Pages of blocks below the new contiguous length need no write: the hint covers them.
@@ -117,18 +116,20 @@ impl Hypercore {
         if let Err(e) = self.storage.write(batch).await {
             // The pinned nodes were never stored: nothing of the group may stay trusted.
             self.cache.clear();
-            for (at, _, _) in &proofs {
+            for (at, _) in &proofs {
                 set(out, *at, Err(ReceiveError::Storage(copy_error(&e))));
             }
             return;
         }
         self.bitfield.commit(staged);
         self.contiguous_length = contiguous;
+        // The pinned nodes are stored now: the cache may evict again, within its bound.
         self.remember(&[]);
         self.generation += 1;
         let length = self.tree.length;
-        for (at, index, _) in proofs {
-            set(out, at, Ok(Applied { block: Some(index), upgraded: false, length }));
+        for (at, proof) in proofs {
+            let block = proof.block.map(|(index, _)| index);
+            set(out, at, Ok(Applied { block, upgraded: false, length }));
         }
     }
 }
