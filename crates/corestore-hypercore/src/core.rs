@@ -314,7 +314,8 @@ impl Hypercore {
                 Some(kp)
             }
             (Some(kp), Some(_)) => Some(kp),
-            (None, Some(sk)) => KeyPair::from_secret_key(&sk[..]).ok(),
+            // Our own record: its public half is checked when the pair first signs.
+            (None, Some(sk)) => KeyPair::from_stored_secret_key(&sk[..]).ok(),
             (None, None) => None,
         };
         if auth_changed {

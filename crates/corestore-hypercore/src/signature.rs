@@ -100,6 +100,9 @@ pub enum SignError {
     /// The key pair is not one of the manifest's signers.
     #[error("the key pair is not a signer of this core's manifest")]
     NotASigner,
+    /// The key pair, read back from storage, has a public half that is not its seed's.
+    #[error("the stored key pair's public key does not match its secret key")]
+    KeyPairMismatch,
 }
 
 /// Checks (and makes) signatures for a core: built from its key and manifest, exactly like
@@ -210,7 +213,8 @@ impl Verifier {
             .iter()
             .find(|s| s.public_key == public_key)
             .ok_or(SignError::NotASigner)?;
-        let signature = key_pair.sign(&self.signable(signer, tree));
+        let signature =
+            key_pair.sign(&self.signable(signer, tree)).map_err(|_| SignError::KeyPairMismatch)?;
         if self.signers.len() != 1 || self.version == 0 {
             return Ok(signature.to_vec());
         }

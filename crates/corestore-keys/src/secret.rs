@@ -2,6 +2,7 @@
 //! zeroize on drop and compare in constant time.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use rand_core::{OsRng, RngCore};
 use subtle::ConstantTimeEq;
@@ -83,15 +84,25 @@ impl fmt::Debug for PrimaryKey {
 }
 
 /// An Ed25519 key pair, as libsodium's `crypto_sign_seed_keypair` makes it.
+///
+/// A pair read back from storage ([`KeyPair::from_stored_secret_key`]) takes its public half
+/// as stored and builds its signing key at its first signature, so reopening thousands of
+/// writable cores costs no curve arithmetic until they append.
 #[derive(Clone)]
 pub struct KeyPair {
-    signing: ed25519_dalek::SigningKey,
+    seed: Zeroizing<[u8; 32]>,
+    public: PublicKey,
+    /// The expanded signing key, built from the seed at the first signature when not already
+    /// (boxed: an unused one costs a pointer).
+    signing: OnceLock<Box<ed25519_dalek::SigningKey>>,
 }
 
 impl KeyPair {
     /// The key pair of a 32-byte seed (identical to libsodium `crypto_sign_seed_keypair`).
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        Self { signing: ed25519_dalek::SigningKey::from_bytes(seed) }
+        let signing = ed25519_dalek::SigningKey::from_bytes(seed);
+        let public = PublicKey::from_bytes(signing.verifying_key().to_bytes());
+        Self { seed: Zeroizing::new(*seed), public, signing: OnceLock::from(Box::new(signing)) }
     }
 
     /// A random key pair.
@@ -103,6 +114,20 @@ impl KeyPair {
 
     /// Reads a libsodium 64-byte secret key (`seed || publicKey`), checking its public half.
     pub fn from_secret_key(secret_key: &[u8]) -> Result<Self, KeyError> {
+        let stored = Self::from_stored_secret_key(secret_key)?;
+        let pair = Self::from_seed(&stored.seed);
+        if pair.public.as_bytes().ct_eq(stored.public.as_bytes()).into() {
+            Ok(pair)
+        } else {
+            Err(KeyError::KeyPairMismatch)
+        }
+    }
+
+    /// Reads a libsodium 64-byte secret key (`seed || publicKey`) this program stored itself,
+    /// taking its public half as it is: no curve arithmetic now. The public half is checked
+    /// against the seed at the first signature, which fails with [`KeyError::KeyPairMismatch`]
+    /// when they differ (a damaged store never signs under a public key that is not its own).
+    pub fn from_stored_secret_key(secret_key: &[u8]) -> Result<Self, KeyError> {
         let Ok(bytes) = <&[u8; 64]>::try_from(secret_key) else {
             return Err(KeyError::InvalidLength {
                 what: "secret key",
@@ -111,40 +136,55 @@ impl KeyPair {
             });
         };
         let (seed, public) = bytes.split_at(32);
-        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(seed.try_into().unwrap_or_default());
-        let pair = Self::from_seed(&seed);
-        if pair.public_key().as_bytes().ct_eq(public).into() {
-            Ok(pair)
-        } else {
-            Err(KeyError::KeyPairMismatch)
-        }
+        let mut pair = Self {
+            seed: Zeroizing::new([0; 32]),
+            public: PublicKey::from_bytes(public.try_into().unwrap_or_default()),
+            signing: OnceLock::new(),
+        };
+        pair.seed.copy_from_slice(seed);
+        Ok(pair)
+    }
+
+    /// Whether this pair's seed is `seed` (constant time).
+    pub fn has_seed(&self, seed: &[u8; 32]) -> bool {
+        self.seed.ct_eq(seed).into()
     }
 
     /// The public key.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey::from_bytes(self.signing.verifying_key().to_bytes())
+        self.public
     }
 
     /// The 32-byte seed.
     pub fn seed(&self) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(self.signing.to_bytes())
+        self.seed.clone()
     }
 
     /// The libsodium 64-byte secret key: `seed || publicKey`.
     pub fn secret_key(&self) -> Zeroizing<[u8; 64]> {
-        Zeroizing::new(self.signing.to_keypair_bytes())
+        let mut out = Zeroizing::new([0u8; 64]);
+        out[..32].copy_from_slice(&self.seed[..]);
+        out[32..].copy_from_slice(self.public.as_bytes());
+        out
     }
 
-    /// A detached Ed25519 signature of `message`.
-    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+    /// A detached Ed25519 signature of `message`. Fails only for a pair read back from
+    /// storage whose public half is not its seed's ([`KeyPair::from_stored_secret_key`]).
+    pub fn sign(&self, message: &[u8]) -> Result<[u8; 64], KeyError> {
         use ed25519_dalek::Signer as _;
-        self.signing.sign(message).to_bytes()
+        let signing = self
+            .signing
+            .get_or_init(|| Box::new(ed25519_dalek::SigningKey::from_bytes(&self.seed)));
+        if !bool::from(signing.verifying_key().as_bytes().ct_eq(self.public.as_bytes())) {
+            return Err(KeyError::KeyPairMismatch);
+        }
+        Ok(signing.sign(message).to_bytes())
     }
 }
 
 impl PartialEq for KeyPair {
     fn eq(&self, other: &Self) -> bool {
-        self.signing.to_bytes().ct_eq(&other.signing.to_bytes()).into()
+        self.secret_key()[..].ct_eq(&other.secret_key()[..]).into()
     }
 }
 
@@ -196,9 +236,31 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_pair_signs_as_its_seed_does_and_a_damaged_one_never_signs() {
+        let pair = KeyPair::from_seed(&[5; 32]);
+        let stored = KeyPair::from_stored_secret_key(&pair.secret_key()[..]).unwrap();
+        assert_eq!(stored, pair);
+        assert!(stored.has_seed(&[5; 32]));
+        assert!(!stored.has_seed(&[6; 32]));
+        assert_eq!(stored.public_key(), pair.public_key());
+        assert_eq!(stored.sign(b"m").unwrap(), pair.sign(b"m").unwrap());
+
+        // Another key's public half: taken as stored, refused at the first signature.
+        let mut damaged = *pair.secret_key();
+        damaged[32..].copy_from_slice(KeyPair::from_seed(&[6; 32]).public_key().as_bytes());
+        let stored = KeyPair::from_stored_secret_key(&damaged).unwrap();
+        assert_eq!(stored.sign(b"m"), Err(KeyError::KeyPairMismatch));
+        assert_eq!(stored.sign(b"m"), Err(KeyError::KeyPairMismatch), "and at every later one");
+        assert!(matches!(
+            KeyPair::from_stored_secret_key(&[0; 63]),
+            Err(KeyError::InvalidLength { expected: 64, actual: 63, .. })
+        ));
+    }
+
+    #[test]
     fn sign_and_verify() {
         let pair = KeyPair::from_seed(&[9; 32]);
-        let sig = pair.sign(b"msg");
+        let sig = pair.sign(b"msg").unwrap();
         assert!(pair.public_key().verify(b"msg", &sig));
         assert!(!pair.public_key().verify(b"msh", &sig));
         assert!(!pair.public_key().verify(b"msg", &sig[..63]));

@@ -216,29 +216,49 @@ impl Auth {
     }
 }
 
-/// The discovery key stored under a name's alias, if it is the core of `key_pair`: two primary
-/// keys share the alias record of a `(namespace, name)`, so a session with another primary key
-/// must not open the other key's core (JavaScript does; we check the signer).
-pub(crate) async fn own_alias(
+/// The key pair of the name whose derived seed is `seed`, and the discovery key stored under
+/// its alias if that core is this key pair's: two primary keys share the alias record of a
+/// `(namespace, name)`, so a session with another primary key must not open the other key's
+/// core (JavaScript does; we check the signer). When the aliased core holds this seed and its
+/// stored public key is the one the core was made for, the stored pair is used as it is, so a
+/// reopen costs no Ed25519 derivation (the bulk of opening a named core); otherwise the pair
+/// is derived from the seed.
+pub(crate) async fn named_key_pair(
     storage: &std::sync::Arc<corestore_storage::Storage>,
     namespace: &Namespace,
     name: &[u8],
-    key_pair: &KeyPair,
+    seed: &[u8; 32],
     manifest: Option<&Manifest>,
-) -> Result<Option<DiscoveryKey>, GetError> {
-    let Some(discovery_key) = storage.alias(namespace, name).await? else { return Ok(None) };
-    let expected = match manifest {
-        Some(m) => m.hash(),
-        None => Manifest::single_signer(key_pair.public_key()).hash(),
+) -> Result<(KeyPair, Option<DiscoveryKey>), GetError> {
+    let Some(discovery_key) = storage.alias(namespace, name).await? else {
+        return Ok((KeyPair::from_seed(seed), None));
     };
-    if expected.discovery_key() == discovery_key {
-        return Ok(Some(discovery_key));
+    let record = match storage.open_core(&discovery_key).await? {
+        Some(core) => Some(core.auth().await?),
+        None => None,
+    };
+    let own = |key_pair: &KeyPair| {
+        let expected = match manifest {
+            Some(m) => m.hash(),
+            None => Manifest::single_signer(key_pair.public_key()).hash(),
+        };
+        expected.discovery_key() == discovery_key
+            || record
+                .as_ref()
+                .and_then(|r| r.manifest.as_ref())
+                .is_some_and(|m| m.signers.iter().any(|s| s.public_key == key_pair.public_key()))
+    };
+    let stored = record
+        .as_ref()
+        .and_then(|r| r.key_pair.as_ref()?.secret_key.as_ref())
+        .and_then(|sk| KeyPair::from_stored_secret_key(&sk[..]).ok())
+        .filter(|kp| kp.has_seed(seed) && own(kp));
+    if let Some(key_pair) = stored {
+        return Ok((key_pair, Some(discovery_key)));
     }
-    let Some(core) = storage.open_core(&discovery_key).await? else { return Ok(None) };
-    let signed = core
-        .auth()
-        .await?
-        .manifest
-        .is_some_and(|m| m.signers.iter().any(|s| s.public_key == key_pair.public_key()));
-    Ok(signed.then_some(discovery_key))
+    // A new pair for this name, another primary key's alias, or a record whose public half
+    // does not fit it: derive the pair, as a first open does.
+    let key_pair = KeyPair::from_seed(seed);
+    let own = own(&key_pair);
+    Ok((key_pair, own.then_some(discovery_key)))
 }

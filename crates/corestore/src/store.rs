@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use corestore_cache::Cache;
-use corestore_keys::{derive_key_pair, DiscoveryKey, Namespace, PrimaryKey};
+use corestore_keys::{derive_seed, DiscoveryKey, Namespace, PrimaryKey};
 use corestore_storage::{MemoryStorage, Storage, StorageBackend};
 use futures::channel::oneshot;
 
 use crate::backend::Releasable;
 use crate::core::SharedCore;
 use crate::error::{CloseError, ClosedError, GetError, OpenError};
-use crate::get::{own_alias, Auth, CoreRef, GetOptions};
+use crate::get::{named_key_pair, Auth, CoreRef, GetOptions};
 use crate::open::open_core;
 use crate::session::{Core, SessionSlot};
 use crate::watch::CoreWatch;
@@ -413,11 +413,9 @@ impl Corestore {
         let storage = store.root.storage.clone();
         let named = match &core {
             CoreRef::Name(name) if !name.is_empty() => {
-                let key_pair = derive_key_pair(&store.primary_key, &store.namespace, name);
+                let seed = derive_seed(&store.primary_key, &store.namespace, name);
                 let manifest = options.manifest.as_ref();
-                let alias =
-                    own_alias(&storage, &store.namespace, name, &key_pair, manifest).await?;
-                Some((key_pair, alias))
+                Some(named_key_pair(&storage, &store.namespace, name, &seed, manifest).await?)
             }
             _ => None,
         };

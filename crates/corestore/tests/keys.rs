@@ -60,3 +60,54 @@ async fn get_by_name_derives_the_javascript_keys() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A reopened named core takes its key pair from its stored record (a reopen derives only the
+/// seed from the name, no Ed25519 key pair), but only a record that fits: one whose public half
+/// was replaced is not used, the pair is derived again, and the core still appends with
+/// signatures its key verifies.
+#[tokio::test]
+async fn a_reopened_named_core_uses_its_stored_key_pair_only_when_it_fits() -> anyhow::Result<()> {
+    use corestore::storage::{MemoryStorage, Storage, StorageBackend};
+    use std::sync::Arc;
+
+    let backend: Arc<dyn StorageBackend> = Arc::new(MemoryStorage::new());
+    let primary = PrimaryKey::from_bytes([7; 32]);
+    let open = || Corestore::builder().storage(backend.clone()).primary_key(primary.clone()).open();
+    let store = open().await?;
+    let core = store.get(CoreRef::name("a")).await?;
+    core.append(b"before").await?;
+    let (key, discovery_key) = (*core.key(), *core.discovery_key());
+    store.close().await?;
+
+    let store = open().await?;
+    let core = store.get(CoreRef::name("a")).await?;
+    assert!(core.writable());
+    assert_eq!(core.append(b"again").await?, 2);
+    store.close().await?;
+
+    // Replace the stored public half with another key's.
+    let storage = Storage::open(backend.clone()).await?;
+    let stored = storage.open_core(&discovery_key).await?.expect("stored");
+    let mut auth = stored.auth().await?;
+    let other = KeyPair::from_seed(&[9; 32]).public_key();
+    let pair = auth.key_pair.as_mut().expect("a named core stores its key pair");
+    pair.public_key = other;
+    let secret = pair.secret_key.as_mut().expect("and its secret key");
+    secret[32..].copy_from_slice(other.as_bytes());
+    let mut batch = stored.batch();
+    batch.put_auth(&auth);
+    stored.write(batch).await?;
+    drop((stored, storage));
+
+    let store = open().await?;
+    let core = store.get(CoreRef::name("a")).await?;
+    assert_eq!(*core.key(), key, "the same core, not one of the stored public key");
+    assert_eq!(core.append(b"after").await?, 3);
+    let reader = Corestore::builder().open().await?;
+    let replica = reader.get(key).await?;
+    let _streams = corestore::testing::connect(&store, &reader)?;
+    assert_eq!(replica.get(2).await?.as_deref(), Some(&b"after"[..]), "its signature verifies");
+    reader.close().await?;
+    store.close().await?;
+    Ok(())
+}

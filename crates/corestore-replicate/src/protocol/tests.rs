@@ -474,7 +474,7 @@ async fn an_upgrade_signed_by_the_wrong_key_is_refused() {
         if let Some(u) = d.upgrade.as_mut() {
             let other = KeyPair::generate();
             let len = u.signature.as_ref().map_or(0, Vec::len);
-            let forged = other.sign(b"not the tree");
+            let forged = other.sign(b"not the tree").unwrap();
             u.signature = Some(forged.iter().copied().cycle().take(len).collect());
         }
     }));
