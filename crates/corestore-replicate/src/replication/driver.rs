@@ -14,8 +14,10 @@ use tokio::time::Instant;
 
 use crate::connection::{Connection, ConnectionError, Event};
 
-/// Read buffer size.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes asked of one socket read at first and when input is sparse.
+const MIN_READ: usize = 64 * 1024;
+/// The most asked of one read, when every read fills what it asked for.
+const MAX_READ: usize = 512 * 1024;
 /// Output written at once while input events are still ready.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -45,6 +47,29 @@ pub struct Driver<T> {
     write_closed: bool,
     /// See [`Driver::batch_writes`].
     batch_writes: bool,
+    read_size: ReadSize,
+}
+
+/// How much one socket read asks for: it doubles while reads fill what they asked (a bulk
+/// download then takes many frames per read, so their blocks are verified and stored as one
+/// group) and halves back while they bring a quarter of it or less (an idle connection keeps a
+/// small buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReadSize(usize);
+
+impl ReadSize {
+    const START: Self = Self(MIN_READ);
+
+    /// The size for the read after one that asked for `self.0` and got `got` bytes.
+    fn after(self, got: usize) -> Self {
+        if got >= self.0 {
+            Self((self.0 * 2).min(MAX_READ))
+        } else if got <= self.0 / 4 {
+            Self((self.0 / 2).max(MIN_READ))
+        } else {
+            self
+        }
+    }
 }
 
 fn now() -> std::time::Instant {
@@ -72,6 +97,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             read_closed: false,
             write_closed: false,
             batch_writes: false,
+            read_size: ReadSize::START,
         }
     }
 
@@ -203,8 +229,17 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             let reading = !self.read_closed && self.conn.wants_input();
             if reading {
                 // Read straight into the connection's buffer: a frame split across reads is
-                // never copied again.
-                self.conn.input_buf().reserve(READ_CHUNK);
+                // never copied again. An empty buffer grown by a burst is let go once reads
+                // are back to the least (not on every shrink: under load read sizes swing, and
+                // each new large buffer would be fresh pages to fault in).
+                let buf = self.conn.input_buf();
+                if self.read_size == ReadSize::START
+                    && buf.is_empty()
+                    && buf.capacity() > 4 * MIN_READ
+                {
+                    *buf = bytes::BytesMut::new();
+                }
+                buf.reserve(self.read_size.0);
             }
             tokio::select! {
                 written = async {
@@ -225,7 +260,9 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                     }
                 }
                 read = self.reader.read_buf(self.conn.input_buf()), if reading => {
-                    if read? == 0 {
+                    let got = read?;
+                    self.read_size = self.read_size.after(got);
+                    if got == 0 {
                         self.read_closed = true;
                         self.conn.handle_eof(now())?;
                     } else {
@@ -242,5 +279,33 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_that_fill_the_buffer_double_it_up_to_the_most() {
+        let mut size = ReadSize::START;
+        for _ in 0..10 {
+            size = size.after(size.0);
+        }
+        assert_eq!(size, ReadSize(MAX_READ));
+        assert_eq!(ReadSize(MIN_READ).after(MIN_READ), ReadSize(2 * MIN_READ));
+    }
+
+    #[test]
+    fn small_reads_halve_it_down_to_the_least_and_middling_ones_keep_it() {
+        let big = ReadSize(MAX_READ);
+        assert_eq!(big.after(MAX_READ / 2), big, "half full keeps the size");
+        assert_eq!(big.after(MAX_READ / 4), ReadSize(MAX_READ / 2));
+        let mut size = big;
+        for _ in 0..10 {
+            size = size.after(100);
+        }
+        assert_eq!(size, ReadSize::START);
+        assert_eq!(size.after(0), ReadSize::START, "end of stream");
     }
 }
