@@ -46,26 +46,30 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir().context("temp dir")?;
     let rust = runtime.block_on(open::run_probed(dir.path(), n, heap_in_use))?;
     let node = runtime.block_on(node(n))?;
-    let steps = |r: &OpenReport| [r.open, r.close, r.reopen, r.close_again];
-    let names = ["open + ready", "close all", "reopen + ready", "close all again"];
+    let steps = |r: &OpenReport| {
+        [r.open, r.close, r.reopen, r.close_again]
+            .into_iter()
+            .chain(r.store_closed)
+            .collect::<Vec<_>>()
+    };
+    let names =
+        ["open + ready", "close all", "reopen + ready", "close all again", "close the store"];
     println!("open {n} named cores (disk store, one thread)");
     println!(
         "| step | Rust | Rust RSS over baseline | Rust heap in use over baseline | Node | Node RSS over baseline | time ratio |"
     );
     println!("|---|---|---|---|---|---|---|");
     for (i, name) in names.iter().enumerate() {
-        let r = steps(&rust)[i];
-        let (node_time, node_kb, ratio) = match &node {
-            Some(js) => {
-                let s = steps(js)[i];
-                (
+        let Some(&r) = steps(&rust).get(i) else { continue };
+        let (node_time, node_kb, ratio) =
+            match node.as_ref().and_then(|js| Some((js, *steps(js).get(i)?))) {
+                Some((js, s)) => (
                     format!("{:.3} s", s.seconds),
                     format!("{:.2} KiB/core", js.kib_per_core(&s)),
                     format!("{:.1}x", s.seconds / r.seconds),
-                )
-            }
-            None => ("-".into(), "-".into(), "-".into()),
-        };
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
         let heap = rust.heap_per_core(&r).map_or("-".into(), |b| format!("{b:.0} B/core"));
         println!(
             "| {name} | {:.3} s | {:.2} KiB/core | {heap} | {node_time} | {node_kb} | {ratio} |",

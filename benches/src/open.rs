@@ -1,6 +1,6 @@
 //! Open 10,000 named cores in a new disk store and ready them all, close them, reopen the
-//! store and the same 10,000, close them again: wall time per step and RSS over the empty
-//! store's. The JavaScript side is `tests/interop/scripts/bench-open.js` (run with
+//! store and the same 10,000, close them again, close the store: wall time per step and RSS
+//! over the empty store's. The JavaScript side is `tests/interop/scripts/bench-open.js` (run with
 //! `--expose-gc`): same steps, same JSON report ([`OpenReport`]).
 
 use std::path::Path;
@@ -46,6 +46,10 @@ pub struct OpenReport {
     pub reopen: Step,
     /// Close them all again.
     pub close_again: Step,
+    /// Then close the store itself: what the process holds once every core and the storage
+    /// are gone (`None` in reports from before this step existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_closed: Option<Step>,
 }
 
 impl OpenReport {
@@ -137,7 +141,10 @@ pub async fn run_probed(dir: &Path, cores: u64, heap: HeapProbe) -> Result<OpenR
     close_all(opened).await;
     let close_again = Step::since(start, heap)?;
     ensure!(store.stats().open_cores == 0, "cores left open after closing them all again");
+    let start = Instant::now();
     store.close().await.context("close the store")?;
+    drop(store);
+    let store_closed = Some(Step::since(start, heap)?);
     Ok(OpenReport {
         cores,
         baseline_rss_bytes,
@@ -146,6 +153,7 @@ pub async fn run_probed(dir: &Path, cores: u64, heap: HeapProbe) -> Result<OpenR
         close,
         reopen,
         close_again,
+        store_closed,
     })
 }
 
@@ -162,6 +170,7 @@ mod tests {
         assert!(report.reopen.rss_bytes > 0);
         let json = serde_json::to_value(report).unwrap();
         assert!(json["closeAgain"]["rssBytes"].is_number(), "the JavaScript field names");
+        assert!(json["storeClosed"]["rssBytes"].is_number());
     }
 
     #[test]
@@ -175,6 +184,7 @@ mod tests {
             close: step,
             reopen: step,
             close_again: step,
+            store_closed: None,
         };
         assert!((report.kib_per_core(&step) - 3.0).abs() < 1e-9);
         assert_eq!(report.heap_per_core(&step), None, "no heap figures when not counted");
@@ -191,6 +201,7 @@ mod tests {
             close: step,
             reopen: step,
             close_again: step,
+            store_closed: None,
         };
         assert_eq!(report.heap_per_core(&step), Some(2_000.0));
         let mut json = serde_json::to_value(report).unwrap();

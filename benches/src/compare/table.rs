@@ -205,6 +205,13 @@ pub(super) fn open_rows(open: &Sides<OpenReport>) -> Vec<Row> {
             js.map(|r| r.kib_per_core(&r.close_again)),
             rust.kib_per_core(&rust.close_again),
         ),
+        Row::new(
+            Group::Open,
+            "then close the store: RSS per core left over the empty store".to_string(),
+            Unit::KibPerCore,
+            js.and_then(|r| Some(r.kib_per_core(&r.store_closed?))),
+            rust.store_closed.map(|s| rust.kib_per_core(&s)).unwrap_or_default(),
+        ),
     ]
 }
 

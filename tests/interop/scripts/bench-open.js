@@ -8,7 +8,8 @@
  * names core-0..core-N-1, then `Promise.all(ready)`), close them all, close the store, reopen
  * it from disk, open the same N cores again, close them all. Prints one JSON object:
  *   { cores, open: { seconds, rssBytes }, close: { seconds, rssBytes },
- *     reopen: { seconds, rssBytes }, closeAgain: { seconds, rssBytes }, baselineRssBytes, node }
+ *     reopen: { seconds, rssBytes }, closeAgain: { seconds, rssBytes },
+ *     storeClosed: { seconds, rssBytes }, baselineRssBytes, node }
  * rssBytes is process RSS after the step (after a full GC when --expose-gc is given);
  * seconds is wall time of the step only.
  */
@@ -63,8 +64,8 @@ async function main() {
     await store.ready()
     const reopen = await step(async () => { cores = await openAll(store, n) })
     const closeAgain = await step(async () => { await Promise.all(cores.map((c) => c.close())); cores = null })
-    await store.close()
-    process.stdout.write(JSON.stringify({ cores: n, baselineRssBytes, open, close, reopen, closeAgain, node: process.version }) + '\n')
+    const storeClosed = await step(async () => { await store.close(); store = null })
+    process.stdout.write(JSON.stringify({ cores: n, baselineRssBytes, open, close, reopen, closeAgain, storeClosed, node: process.version }) + '\n')
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
