@@ -305,7 +305,7 @@ async fn forks_a_replica_follows_the_writer_both_ways() {
     assert_eq!((truncated["length"].as_u64(), truncated["fork"].as_u64()), (Some(150), Some(1)));
     // Different blocks 150..170 on fork 1: block(i) followed by a salt byte.
     node.call(json!({"cmd": "append", "blocks": 20, "salt": 7})).await;
-    within(async {
+    let followed = tokio::time::timeout(Duration::from_secs(120), async {
         let mut events = r.subscribe();
         loop {
             let head = r.head();
@@ -316,6 +316,7 @@ async fn forks_a_replica_follows_the_writer_both_ways() {
         }
     })
     .await;
+    assert!(followed.is_ok(), "the replica did not follow the fork: {:?}", r.head());
     let core = r.read().await;
     for i in 0..170 {
         let mut want = block(i);

@@ -424,3 +424,42 @@ async fn a_block_wanted_before_any_peer_creates_the_state_and_arrives_with_the_f
     assert_eq!(within(waiting).await.unwrap().unwrap(), Some(block(42)));
     assert_eq!(r.peer_count(), 1);
 }
+
+/// A replica follows a writer whose new fork has to be bisected to find the common ancestor
+/// (200 blocks truncated to 150, then 20 other blocks: the new roots differ from the replica's,
+/// so the replica asks for tree hashes of the new fork). Those requests must keep the `nodes`
+/// the bisection asked for: counting missing nodes in the replica's own tree, as block requests
+/// do, asked for none (the replica holds the old fork's nodes), the answer proved nothing and
+/// the writer was dropped. Seen live against Node as a flaky fork test.
+#[tokio::test]
+async fn a_replica_bisects_a_new_fork_that_changed_its_roots() {
+    let w = writer(200).await;
+    let eager = ReplicatorConfig { eager: true, ..ReplicatorConfig::default() };
+    let r = reader(&w, eager).await;
+    let _conns = connect(&w, &r);
+    let mut events = r.subscribe();
+    within(async {
+        while r.head().contiguous_length < 200 {
+            let _ = events.recv().await;
+        }
+    })
+    .await;
+    w.truncate(150).await.unwrap();
+    let again: Vec<Vec<u8>> = (150..170).map(|i| [block(i), vec![7]].concat()).collect();
+    w.append(&again).await.unwrap();
+    within(async {
+        loop {
+            let head = r.head();
+            if head.fork == 1 && head.length == 170 && head.contiguous_length == 170 {
+                break;
+            }
+            let _ = events.recv().await;
+        }
+    })
+    .await;
+    let core = r.read().await;
+    for i in 0..170 {
+        let want = if i < 150 { block(i) } else { [block(i), vec![7]].concat() };
+        assert_eq!(core.get(i).await.unwrap(), Some(want), "block {i}");
+    }
+}

@@ -458,15 +458,19 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Task<T> {
         match command {
             Command::Send { message } => self.send(channel, &message),
             Command::Request { mut request } => {
-                {
-                    let view = core.read().await;
+                // Ask only for the tree nodes we lack, as JavaScript does: only on our own fork
+                // (a reorg's hash requests are about another tree; its `nodes` are the
+                // bisection's), and a hash request only when it left `nodes` to us.
+                let view = core.read().await;
+                if request.fork == view.fork() {
                     if let Some(b) = request.block.as_mut() {
                         b.nodes = view.missing_nodes_hint(2 * b.index);
                     }
-                    if let Some(h) = request.hash.as_mut() {
+                    if let Some(h) = request.hash.as_mut().filter(|h| h.nodes == 0) {
                         h.nodes = view.missing_nodes_hint(h.index);
                     }
                 }
+                drop(view);
                 self.send(channel, &Message::Request(request));
             }
             Command::Answer { peer, ticket, request } => {
