@@ -3,8 +3,9 @@
 //! runs the same workloads on Node corestore 7 and on Rust back to back and prints one table.
 //!
 //! Each workload is a library function returning a typed report: [`log`] (appends and reads of
-//! one core), [`open`] (10,000 named cores), [`replication`] (two processes over TCP) and
-//! [`scale`] (a store of millions of blocks, reopened in a fresh process). [`compare`] runs
+//! one core), [`open`] (10,000 named cores), [`replication`] (two processes over TCP),
+//! [`cores`] (1,000 small cores over one stream between two stores) and [`scale`] (a store of
+//! millions of blocks, reopened in a fresh process). [`compare`] runs
 //! them on both implementations and builds the table.
 
 pub mod child;

@@ -11,15 +11,17 @@ fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_compare"))
 }
 
-/// Rows per group: with Node, replication has three pairs' times per workload, else one.
+/// Rows per group. A replication workload (each of the two of `replicate`, the one of `cores`)
+/// has a time row per pair against Node ↔ Node (three pairs with Node, Rust ↔ Rust alone
+/// without) and two peak-RSS rows of Rust ↔ Rust.
 fn expected_rows(group: Group, node: bool) -> usize {
+    let per_replication = if node { 3 + 2 } else { 1 + 2 };
     match group {
         Group::Append | Group::Read => 2,
         Group::Scale => 5,
-        Group::Replicate if node => 2 * 5,
-        // Replication without Node: the three Rust rows of each of two workloads.
-        Group::Open | Group::Replicate => 6,
-        Group::Cores => 1,
+        Group::Open => 6,
+        Group::Replicate => 2 * per_replication,
+        Group::Cores => per_replication,
     }
 }
 
@@ -45,12 +47,7 @@ async fn smoke_the_whole_table_has_every_row_with_figures() {
         assert_eq!(rows, expected_rows(group, has_node), "rows of {group:?}: {:#?}", report.rows);
     }
     for row in &report.rows {
-        if row.pending {
-            // The one slot left for branch `clear` (the 1,000-cores workload).
-            assert_eq!(row.group, Group::Cores, "only the cores slot may be pending");
-            continue;
-        }
-        check_figure(row, row.rust, "Rust");
+        check_figure(row, Some(row.rust), "Rust");
         if has_node {
             check_figure(row, row.js, "JS");
             if matches!(row.unit, Unit::BlocksPerSec | Unit::Seconds) {
@@ -64,6 +61,12 @@ async fn smoke_the_whole_table_has_every_row_with_figures() {
     for run in &report.replication {
         assert_eq!(run.verified_bytes, run.workload.bytes(), "{} {}", run.workload, run.pair);
     }
+    let cores = report.cores.as_ref().expect("the cores group ran");
+    assert_eq!(cores.workload, Sizes::SMOKE.cores);
+    assert_eq!(cores.runs.len(), if has_node { 4 } else { 1 });
+    for run in &cores.runs {
+        assert_eq!(run.verified_bytes, cores.workload.bytes(), "cores {}", run.pair);
+    }
 
     let md = report.markdown();
     assert!(md.starts_with(RATIO_READS));
@@ -71,12 +74,10 @@ async fn smoke_the_whole_table_has_every_row_with_figures() {
     assert_eq!(lines.len(), 1 + report.rows.len(), "a header and a line per row:\n{md}");
     for (line, row) in lines.iter().skip(1).zip(&report.rows) {
         assert!(line.contains(&row.workload), "{line}");
-        if !row.pending {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let digit = |c: &str| c.chars().next().is_some_and(|ch| ch.is_ascii_digit());
-            assert!(digit(cells[4]), "Rust cell has a number: {line}");
-            assert_eq!(digit(cells[3]), has_node, "JS cell: {line}");
-        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let digit = |c: &str| c.chars().next().is_some_and(|ch| ch.is_ascii_digit());
+        assert!(digit(cells[4]), "Rust cell has a number: {line}");
+        assert_eq!(digit(cells[3]), has_node, "JS cell: {line}");
     }
     println!("{md}");
 }
@@ -104,6 +105,43 @@ fn smoke_the_command_line_prints_the_table_and_writes_json() {
     assert_eq!(report["sizes"]["open_cores"], 30);
     assert!(report["open"]["rust"]["reopen"]["seconds"].as_f64().is_some_and(|s| s > 0.0));
     assert!(report["log"]["rust"]["appendBatched"]["blocks"] == 2000);
+}
+
+/// `--only cores` at tiny sizes: the many-cores workload really runs (Rust ↔ Rust here) with
+/// the sizes given on the command line, and its rows carry figures.
+#[test]
+fn smoke_only_cores_runs_the_many_cores_workload_at_the_sizes_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = Command::new(exe())
+        .args(["--smoke", "--rust-only", "--only", "cores", "--many-cores", "7"])
+        .args(["--many-cores-blocks", "3", "--many-cores-size", "512", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run compare");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    let w = "replicate 7 cores × 3 blocks × 512 B over one stream";
+    for row in [
+        format!("| cores | {w}, Rust → Rust: time (JS: Node → Node) | — | "),
+        format!("| cores | {w}, Rust → Rust: client peak RSS (JS: Node → Node) | — | "),
+        format!(
+            "| cores | {w}, Rust → Rust: server peak RSS while serving (JS: Node → Node) | — | "
+        ),
+    ] {
+        assert!(table.contains(&row), "{row}\n{table}");
+    }
+    assert_eq!(table.lines().filter(|l| l.starts_with("| cores |")).count(), 3, "{table}");
+    assert!(!table.contains("not wired"), "{table}");
+
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["groups"], serde_json::json!(["cores"]));
+    assert_eq!(report["sizes"]["cores"], serde_json::json!({"cores": 7, "blocks": 3, "size": 512}));
+    let runs = report["cores"]["runs"].as_array().expect("the cores report");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["pair"], serde_json::json!({"server": "Rust", "client": "Rust"}));
+    assert_eq!(runs[0]["verified_bytes"], 7 * 3 * 512);
+    assert!(runs[0]["seconds"].as_f64().is_some_and(|s| s > 0.0));
 }
 
 #[test]

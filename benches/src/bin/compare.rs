@@ -1,14 +1,16 @@
 //! The cross-implementation benchmark harness: `compare` runs every workload on Node
 //! corestore 7 and on Rust back to back and prints one markdown table of both figures and
 //! their ratio (> 1: Rust is better). `--smoke` runs tiny sizes (CI), `--only` a subset,
-//! `--rust-only` skips Node, `--json` also writes every figure. `worker …`, `serve …` and
-//! `fetch …` are the Rust side of single runs (the harness starts them as child processes).
+//! `--rust-only` skips Node, `--json` also writes every figure. `worker …`, `serve …`,
+//! `fetch …` and `many-cores serve|fetch …` are the Rust side of single runs (the harness starts
+//! them as child processes).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use corestore_benches::compare::{self, Compare, Group, Sizes, Worker};
+use corestore_benches::cores::peer::CoresPeerCommand;
 use corestore_benches::replication::peer::PeerCommand;
 
 #[derive(Parser)]
@@ -49,6 +51,15 @@ struct Cli {
     /// Blocks of the 64 KiB replication [1,600].
     #[arg(long, value_name = "N")]
     replicate_64k: Option<u64>,
+    /// Cores of the many small cores replicated over one stream [1,000].
+    #[arg(long, value_name = "N")]
+    many_cores: Option<usize>,
+    /// Blocks of each of the many small cores [10].
+    #[arg(long, value_name = "N")]
+    many_cores_blocks: Option<u64>,
+    /// Bytes per block of the many small cores [1,024; at least 16].
+    #[arg(long, value_name = "BYTES")]
+    many_cores_size: Option<usize>,
     /// Blocks of the store at scale [4,000,000].
     #[arg(long, value_name = "N")]
     blocks_4m: Option<u64>,
@@ -66,6 +77,9 @@ enum Cmd {
     Worker(Worker),
     #[command(flatten)]
     Peer(PeerCommand),
+    /// One side of a run of the many small cores (`serve …` or `fetch …`).
+    #[command(subcommand, hide = true)]
+    ManyCores(CoresPeerCommand),
 }
 
 impl Cli {
@@ -81,6 +95,9 @@ impl Cli {
         set(&mut s.open_cores, self.cores);
         set(&mut s.replicate_small.blocks, self.replicate_1k);
         set(&mut s.replicate_large.blocks, self.replicate_64k);
+        s.cores.cores = self.many_cores.unwrap_or(s.cores.cores);
+        set(&mut s.cores.blocks, self.many_cores_blocks);
+        s.cores.size = self.many_cores_size.unwrap_or(s.cores.size);
         set(&mut s.scale.blocks, self.blocks_4m);
         set(&mut s.scale.random, self.random_4m);
         s
@@ -91,6 +108,11 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Cmd::Peer(peer)) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(peer.run())
+        }
+        // The multi-thread runtime, as `cores-bench serve|fetch` run.
+        Some(Cmd::ManyCores(peer)) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(peer.run())
         }

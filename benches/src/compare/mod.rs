@@ -19,6 +19,7 @@ use corestore_interop::Node;
 use serde::Serialize;
 
 use crate::child;
+use crate::cores::{run_many_cores, CoresWorkload, ManyCoresOptions, ManyCoresReport};
 use crate::log::{LogOptions, LogReport};
 use crate::open::{OpenReport, CORES};
 use crate::replication::harness::{Harness, Pair, Run, Side, Workload};
@@ -39,7 +40,7 @@ pub enum Group {
     Open,
     /// Replicate one core over TCP between two processes, every pair of implementations.
     Replicate,
-    /// One store replicating 1,000 small cores to another (not wired into this table yet: run `cores-bench`).
+    /// One store replicating 1,000 small cores to another over one stream, every pair.
     Cores,
     /// A store of 4 million blocks: write, reopen in a fresh process, reads.
     Scale,
@@ -74,6 +75,8 @@ pub struct Sizes {
     pub replicate_small: Workload,
     /// The large-block replication (1,600 × 64 KiB).
     pub replicate_large: Workload,
+    /// The many small cores replicated over one stream (1,000 × 10 × 1 KiB).
+    pub cores: CoresWorkload,
     /// The store at scale (4,000,000 × 1 KiB).
     pub scale: ScaleOptions,
 }
@@ -85,6 +88,7 @@ impl Sizes {
         open_cores: CORES,
         replicate_small: Workload::SMALL,
         replicate_large: Workload::LARGE,
+        cores: CoresWorkload::FULL,
         scale: ScaleOptions::FULL,
     };
 
@@ -94,11 +98,12 @@ impl Sizes {
         open_cores: 200,
         replicate_small: Workload { blocks: 1000, size: 1024 },
         replicate_large: Workload { blocks: 16, size: 65536 },
+        cores: CoresWorkload::SMOKE,
         scale: ScaleOptions { blocks: 5000, batch: 100, random: 1000 },
     };
 
     /// An error naming the first size the workloads cannot run (a count of 0, blocks of fewer
-    /// than 8 bytes).
+    /// than 8 bytes, or of fewer than [`CoresWorkload::MIN_SIZE`] for the many cores).
     pub fn check(&self) -> Result<()> {
         let counts = [
             ("--blocks", self.log.blocks),
@@ -108,6 +113,8 @@ impl Sizes {
             ("--cores", self.open_cores),
             ("--replicate-1k", self.replicate_small.blocks),
             ("--replicate-64k", self.replicate_large.blocks),
+            ("--many-cores", self.cores.cores as u64),
+            ("--many-cores-blocks", self.cores.blocks),
             ("--blocks-4m", self.scale.blocks),
             ("--random-4m", self.scale.random),
             ("the batch of the store at scale", self.scale.batch),
@@ -120,10 +127,17 @@ impl Sizes {
             sizes.iter().all(|&s| s >= 8),
             "blocks carry their index: at least 8 bytes"
         );
+        anyhow::ensure!(
+            self.cores.size >= CoresWorkload::MIN_SIZE,
+            "--many-cores-size: blocks carry their core and index: at least {} bytes",
+            CoresWorkload::MIN_SIZE
+        );
         Ok(())
     }
 
-    /// Every count of `self` times `fraction` (at least 1; block sizes and batches unchanged).
+    /// Every count of `self` times `fraction` (at least 1; block sizes and batches unchanged,
+    /// and the blocks of each of the many cores, the shape of one core, unchanged too: only the
+    /// number of cores scales).
     #[must_use]
     pub fn fraction(self, fraction: f64) -> Self {
         // Counts are at most millions: the f64 round trip is exact enough, and a negative or
@@ -145,6 +159,10 @@ impl Sizes {
             replicate_large: Workload {
                 blocks: f(self.replicate_large.blocks),
                 ..self.replicate_large
+            },
+            cores: CoresWorkload {
+                cores: usize::try_from(f(self.cores.cores as u64)).unwrap_or(usize::MAX),
+                ..self.cores
             },
             scale: ScaleOptions {
                 blocks: f(self.scale.blocks),
@@ -179,6 +197,8 @@ pub struct Report {
     pub open: Option<Sides<OpenReport>>,
     /// Every replication run, both workloads (group `replicate`).
     pub replication: Vec<Run>,
+    /// The many small cores, every pair run (group `cores`).
+    pub cores: Option<ManyCoresReport>,
     /// The store at scale (group `scale`).
     pub scale: Option<Sides<ScaleReport>>,
     /// The table.
@@ -256,6 +276,7 @@ impl Compare {
         let open = if self.runs(Group::Open) { Some(self.open().await?) } else { None };
         let replication =
             if self.runs(Group::Replicate) { self.replicate().await? } else { Vec::new() };
+        let cores = if self.runs(Group::Cores) { Some(self.cores().await?) } else { None };
         let scale = if self.runs(Group::Scale) { Some(self.scale().await?) } else { None };
 
         let mut rows = Vec::new();
@@ -275,8 +296,8 @@ impl Compare {
                 rows.extend(table::replicate_rows(&replication, workload, self.node.is_some()));
             }
         }
-        if self.runs(Group::Cores) {
-            rows.extend(self.cores());
+        if let Some(cores) = &cores {
+            rows.extend(table::cores_rows(cores, self.node.is_some()));
         }
         if let Some(scale) = &scale {
             rows.extend(table::scale_rows(scale));
@@ -288,6 +309,7 @@ impl Compare {
             log,
             open,
             replication,
+            cores,
             scale,
             rows,
         })
@@ -337,15 +359,24 @@ impl Compare {
         harness.table(&workloads, &pairs).await
     }
 
-    /// SLOT(clear): one store replicating 1,000 small cores to another, Rust ↔ Rust against
-    /// Node ↔ Node. Branch `clear` adds the workload (`crate::cores`, a library function with
-    /// a typed report); wire it here once it lands: run it (JavaScript side first, as the
-    /// other groups do), return its rows (time, and peak RSS of both sides) built like
-    /// [`table::replicate_rows`], add its sizes to [`Sizes`], and drop `Row::pending`.
-    // The slot takes `&self` already: the wired workload will need the sizes and Node.
-    #[allow(clippy::unused_self)]
-    fn cores(&self) -> Vec<Row> {
-        vec![table::pending_cores_row()]
+    /// One store replicating many small cores to another over one stream
+    /// ([`run_many_cores`]): Node ↔ Node first, then Rust ↔ Rust, Node → Rust, Rust → Node
+    /// (Rust ↔ Rust alone without Node). The Rust peers are `compare many-cores serve|fetch …`.
+    async fn cores(&self) -> Result<ManyCoresReport> {
+        let workload = self.sizes.cores;
+        eprintln!("compare: {workload} over one stream");
+        let rust_rust = Pair { server: Side::Rust, client: Side::Rust };
+        let options = ManyCoresOptions {
+            rust_subcommand: vec!["many-cores".to_owned()],
+            pairs: Pair::ALL
+                .into_iter()
+                .filter(|&p| self.node.is_some() || p == rust_rust)
+                .collect(),
+            caller: "compare".to_owned(),
+            node: self.node.clone(),
+            ..ManyCoresOptions::new(self.exe.clone(), workload)
+        };
+        run_many_cores(&options).await
     }
 
     async fn scale(&self) -> Result<Sides<ScaleReport>> {
@@ -377,6 +408,9 @@ mod tests {
         assert_eq!(tenth.open_cores, 1000);
         assert_eq!(tenth.replicate_large, Workload { blocks: 160, size: 65536 });
         assert_eq!(tenth.scale.blocks, 400_000);
+        assert_eq!(tenth.cores, CoresWorkload { cores: 100, blocks: 10, size: 1024 });
+        assert_eq!(Sizes::FULL.cores, CoresWorkload { cores: 1000, blocks: 10, size: 1024 });
+        assert_eq!(Sizes::SMOKE.fraction(0.0).cores.cores, 1);
         assert_eq!(Sizes::SMOKE.fraction(0.0).replicate_large.blocks, 1);
         assert_eq!(Sizes::SMOKE.fraction(f64::NAN).scale.blocks, 1);
     }
@@ -393,6 +427,18 @@ mod tests {
         let mut s = Sizes::SMOKE;
         s.log.size = 4;
         assert!(s.check().is_err());
+        let mut s = Sizes::SMOKE;
+        s.cores.cores = 0;
+        assert_eq!(s.check().unwrap_err().to_string(), "--many-cores must be at least 1");
+        let mut s = Sizes::SMOKE;
+        s.cores.blocks = 0;
+        assert_eq!(s.check().unwrap_err().to_string(), "--many-cores-blocks must be at least 1");
+        let mut s = Sizes::SMOKE;
+        s.cores.size = 15;
+        let err = s.check().unwrap_err().to_string();
+        assert!(err.starts_with("--many-cores-size") && err.contains("16 bytes"), "{err}");
+        s.cores.size = 16;
+        assert!(s.check().is_ok());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{Group, Sides};
+use crate::cores::ManyCoresReport;
 use crate::log::{LogOptions, LogReport};
 use crate::open::OpenReport;
 use crate::replication::harness::{Pair, Run, Side, Workload};
@@ -57,21 +58,19 @@ pub struct Row {
     pub unit: Unit,
     /// Node corestore 7 (`None` without Node).
     pub js: Option<f64>,
-    /// This workspace (`None` only while `pending`).
-    pub rust: Option<f64>,
-    /// The workload is not wired yet (the 1,000-cores slot).
-    pub pending: bool,
+    /// This workspace.
+    pub rust: f64,
 }
 
 impl Row {
     fn new(group: Group, workload: String, unit: Unit, js: Option<f64>, rust: f64) -> Self {
-        Self { group, workload, unit, js, rust: Some(rust), pending: false }
+        Self { group, workload, unit, js, rust }
     }
 
     /// Rust against JS, greater than 1 when Rust is better ([`RATIO_READS`]); `None` when a
     /// side is missing or the divisor is 0.
     pub fn ratio(&self) -> Option<f64> {
-        let (js, rust) = (self.js?, self.rust?);
+        let (js, rust) = (self.js?, self.rust);
         let (num, den) = if self.unit.higher_is_better() { (rust, js) } else { (js, rust) };
         (den > 0.0 && num.is_finite()).then(|| num / den)
     }
@@ -84,14 +83,9 @@ pub fn markdown(rows: &[Row]) -> String {
     out.push_str("| group | workload | JS (Node corestore 7) | Rust | ratio |\n");
     out.push_str("|---|---|---|---|---|\n");
     for row in rows {
-        let (js, rust, ratio) = if row.pending {
-            let pending = "not wired yet: `--bin cores-bench`".to_owned();
-            (pending.clone(), pending, "—".to_owned())
-        } else {
-            let cell = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| row.unit.format(v));
-            let ratio = row.ratio().map_or_else(|| "—".to_owned(), |r| format!("{r:.2}×"));
-            (cell(row.js), cell(row.rust), ratio)
-        };
+        let js = row.js.map_or_else(|| "—".to_owned(), |v| row.unit.format(v));
+        let rust = row.unit.format(row.rust);
+        let ratio = row.ratio().map_or_else(|| "—".to_owned(), |r| format!("{r:.2}×"));
         let _ =
             writeln!(out, "| {} | {} | {js} | {rust} | {ratio} |", row.group.name(), row.workload);
     }
@@ -215,14 +209,21 @@ pub(super) fn open_rows(open: &Sides<OpenReport>) -> Vec<Row> {
     ]
 }
 
-/// The rows of one replication workload: every pair's time against Node ↔ Node, and the peak
-/// RSS of Rust ↔ Rust against Node ↔ Node. Pairs with Node only when `node`.
-pub(super) fn replicate_rows(runs: &[Run], workload: Workload, node: bool) -> Vec<Row> {
-    let find = |server, client| {
-        runs.iter().find(|r| r.workload == workload && r.pair == Pair { server, client })
-    };
+/// One pair's figures of a replication run (one core, or many over one stream).
+#[derive(Debug, Clone, Copy)]
+struct PairRun {
+    pair: Pair,
+    seconds: f64,
+    client_rss_kib: Option<u64>,
+    server_rss_kib: Option<u64>,
+}
+
+/// The rows of one replication workload: every pair's time against Node ↔ Node
+/// (`"{time}, {pair}: time (JS: Node → Node)"`), and the peak RSS of Rust ↔ Rust against
+/// Node ↔ Node (`"{rss}, Rust → Rust: client peak RSS …"`). Pairs with Node only when `node`.
+fn pair_rows(group: Group, runs: &[PairRun], time: &str, rss: &str, node: bool) -> Vec<Row> {
+    let find = |server, client| runs.iter().find(|r| r.pair == Pair { server, client });
     let node_node = find(Side::Node, Side::Node);
-    let w = format!("{} × {}", count(workload.blocks), kib(workload.size));
     let mut rows = Vec::new();
     let mut pairs = vec![(Side::Rust, Side::Rust)];
     if node {
@@ -231,8 +232,8 @@ pub(super) fn replicate_rows(runs: &[Run], workload: Workload, node: bool) -> Ve
     for (server, client) in pairs {
         if let Some(run) = find(server, client) {
             rows.push(Row::new(
-                Group::Replicate,
-                format!("replicate {w} over TCP, {}: time (JS: Node → Node)", run.pair),
+                group,
+                format!("{time}, {}: time (JS: Node → Node)", run.pair),
                 Unit::Seconds,
                 node_node.map(|r| r.seconds),
                 run.seconds,
@@ -242,15 +243,15 @@ pub(super) fn replicate_rows(runs: &[Run], workload: Workload, node: bool) -> Ve
     if let Some(rust) = find(Side::Rust, Side::Rust) {
         let kib_of = |k: Option<u64>| mib(k.unwrap_or(0));
         rows.push(Row::new(
-            Group::Replicate,
-            format!("replicate {w}, Rust → Rust: client peak RSS (JS: Node → Node)"),
+            group,
+            format!("{rss}, Rust → Rust: client peak RSS (JS: Node → Node)"),
             Unit::Mib,
             node_node.map(|r| kib_of(r.client_rss_kib)),
             kib_of(rust.client_rss_kib),
         ));
         rows.push(Row::new(
-            Group::Replicate,
-            format!("replicate {w}, Rust → Rust: server peak RSS while serving (JS: Node → Node)"),
+            group,
+            format!("{rss}, Rust → Rust: server peak RSS while serving (JS: Node → Node)"),
             Unit::Mib,
             node_node.map(|r| kib_of(r.server_rss_kib)),
             kib_of(rust.server_rss_kib),
@@ -259,18 +260,42 @@ pub(super) fn replicate_rows(runs: &[Run], workload: Workload, node: bool) -> Ve
     rows
 }
 
-/// The slot of the 1,000-cores workload (see `Compare::cores`).
-pub(super) fn pending_cores_row() -> Row {
-    Row {
-        group: Group::Cores,
-        workload: "replicate 1,000 small cores, one store to another, Rust → Rust: time \
-                   (JS: Node → Node)"
-            .to_owned(),
-        unit: Unit::Seconds,
-        js: None,
-        rust: None,
-        pending: true,
-    }
+/// The rows of one single-core replication workload ([`pair_rows`]).
+pub(super) fn replicate_rows(runs: &[Run], workload: Workload, node: bool) -> Vec<Row> {
+    let runs: Vec<PairRun> = runs
+        .iter()
+        .filter(|r| r.workload == workload)
+        .map(|r| PairRun {
+            pair: r.pair,
+            seconds: r.seconds,
+            client_rss_kib: r.client_rss_kib,
+            server_rss_kib: r.server_rss_kib,
+        })
+        .collect();
+    let w = format!("replicate {} × {}", count(workload.blocks), kib(workload.size));
+    pair_rows(Group::Replicate, &runs, &format!("{w} over TCP"), &w, node)
+}
+
+/// The rows of the many small cores over one stream ([`pair_rows`]).
+pub(super) fn cores_rows(report: &ManyCoresReport, node: bool) -> Vec<Row> {
+    let runs: Vec<PairRun> = report
+        .runs
+        .iter()
+        .map(|r| PairRun {
+            pair: r.pair,
+            seconds: r.seconds,
+            client_rss_kib: r.client_rss_kib,
+            server_rss_kib: r.server_rss_kib,
+        })
+        .collect();
+    let c = report.workload;
+    let w = format!(
+        "replicate {} cores × {} blocks × {} over one stream",
+        count(c.cores as u64),
+        count(c.blocks),
+        kib(c.size)
+    );
+    pair_rows(Group::Cores, &runs, &w, &w, node)
 }
 
 pub(super) fn scale_rows(scale: &Sides<ScaleReport>) -> Vec<Row> {
@@ -320,6 +345,7 @@ pub(super) fn scale_rows(scale: &Sides<ScaleReport>) -> Vec<Row> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cores::{CoresWorkload, ManyCoresRun};
 
     fn row(unit: Unit, js: Option<f64>, rust: f64) -> Row {
         Row::new(Group::Open, "w".into(), unit, js, rust)
@@ -332,28 +358,68 @@ mod tests {
         assert_eq!(row(Unit::Mib, Some(10.0), 20.0).ratio(), Some(0.5));
         assert_eq!(row(Unit::KibPerCore, Some(3.0), 0.0).ratio(), None, "no division by 0");
         assert_eq!(row(Unit::Seconds, None, 2.0).ratio(), None);
-        assert_eq!(pending_cores_row().ratio(), None);
     }
 
     #[test]
     fn markdown_has_a_line_per_row_and_says_how_to_read_the_ratio() {
-        let rows = [
-            row(Unit::Seconds, Some(8.0), 2.0),
-            row(Unit::BlocksPerSec, None, 12_345.0),
-            pending_cores_row(),
-        ];
+        let rows = [row(Unit::Seconds, Some(8.0), 2.0), row(Unit::BlocksPerSec, None, 12_345.0)];
         let md = markdown(&rows);
         assert!(md.starts_with(RATIO_READS));
         assert!(md.contains("| open | w | 8.000 s | 2.000 s | 4.00× |"), "{md}");
         assert!(md.contains("| open | w | — | 12.3k blocks/s | — |"), "{md}");
-        assert!(md.contains("| cores | replicate 1,000 small cores"), "{md}");
-        assert!(
-            md.contains(
-                "not wired yet: `--bin cores-bench` | not wired yet: `--bin cores-bench` | — |"
-            ),
-            "{md}"
-        );
         assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 1 + rows.len());
+    }
+
+    fn cores_run(server: Side, client: Side, seconds: f64, rss_kib: u64) -> ManyCoresRun {
+        ManyCoresRun {
+            pair: Pair { server, client },
+            seconds,
+            verified_bytes: 0,
+            client_rss_kib: Some(rss_kib),
+            server_rss_kib: Some(rss_kib / 2),
+            server_peak_reset: true,
+            write_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_cores_rows_are_every_pair_against_node_and_the_rss_of_rust() {
+        let report = ManyCoresReport {
+            workload: CoresWorkload { cores: 1000, blocks: 10, size: 1024 },
+            runs: vec![
+                cores_run(Side::Node, Side::Node, 5.0, 400 * 1024),
+                cores_run(Side::Rust, Side::Rust, 0.5, 40 * 1024),
+                cores_run(Side::Node, Side::Rust, 1.25, 50 * 1024),
+                cores_run(Side::Rust, Side::Node, 2.5, 300 * 1024),
+            ],
+        };
+        let w = "replicate 1,000 cores × 10 blocks × 1 KiB over one stream";
+        let rows = cores_rows(&report, true);
+        let got: Vec<(&str, Unit, Option<f64>, f64)> =
+            rows.iter().map(|r| (r.workload.as_str(), r.unit, r.js, r.rust)).collect();
+        let time = |pair: &str| format!("{w}, {pair}: time (JS: Node → Node)");
+        let (rr, nr, rn) = (time("Rust → Rust"), time("Node → Rust"), time("Rust → Node"));
+        let client = format!("{w}, Rust → Rust: client peak RSS (JS: Node → Node)");
+        let server = format!("{w}, Rust → Rust: server peak RSS while serving (JS: Node → Node)");
+        assert_eq!(
+            got,
+            [
+                (rr.as_str(), Unit::Seconds, Some(5.0), 0.5),
+                (nr.as_str(), Unit::Seconds, Some(5.0), 1.25),
+                (rn.as_str(), Unit::Seconds, Some(5.0), 2.5),
+                (client.as_str(), Unit::Mib, Some(400.0), 40.0),
+                (server.as_str(), Unit::Mib, Some(200.0), 20.0),
+            ]
+        );
+        assert!(rows.iter().all(|r| r.group == Group::Cores));
+        assert_eq!(rows[0].ratio(), Some(10.0));
+
+        // Rust only: Rust ↔ Rust's time and RSS, with an empty JS column.
+        let rust_only = ManyCoresReport { runs: report.runs[1..2].to_vec(), ..report };
+        let rows = cores_rows(&rust_only, false);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].workload, rr);
+        assert!(rows.iter().all(|r| r.js.is_none()));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use corestore_interop::Node;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -27,7 +28,7 @@ pub use crate::replication::harness::{Pair, Side};
 const STEP_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// What is replicated: `cores` cores of `blocks` blocks of `size` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CoresWorkload {
     /// Cores.
     pub cores: usize,
@@ -42,13 +43,17 @@ impl CoresWorkload {
     pub const FULL: Self = Self { cores: 1000, blocks: 10, size: 1024 };
     /// The CI smoke workload: 20 cores × 10 blocks × 1 KiB.
     pub const SMOKE: Self = Self { cores: 20, blocks: 10, size: 1024 };
+    /// The fewest bytes a block can have: it carries its core number and index.
+    pub const MIN_SIZE: usize = 16;
 
     /// Bytes in all cores.
     pub fn bytes(self) -> u64 {
         self.cores as u64 * self.blocks * self.size as u64
     }
 
-    fn args(self) -> Vec<String> {
+    /// The workload's part of a peer's command line (`--cores N --blocks N --size N`), as
+    /// `bench-cores.js` and [`peer::CoresPeerCommand`] take it.
+    pub fn args(self) -> Vec<String> {
         vec![
             "--cores".into(),
             self.cores.to_string(),
@@ -81,9 +86,13 @@ pub fn core_block(c: usize, i: u64, size: usize) -> Vec<u8> {
 /// How to run [`run_many_cores`].
 #[derive(Debug, Clone)]
 pub struct ManyCoresOptions {
-    /// The `cores-bench` executable (its `serve` and `fetch` subcommands are the Rust peers).
+    /// The executable of the Rust peers: `rust_exe [rust_subcommand…] serve|fetch …`
+    /// (`cores-bench`, or a binary that nests [`peer::CoresPeerCommand`] under a subcommand).
     pub rust_exe: PathBuf,
-    /// Extra arguments for every Rust peer (after its own), e.g. `--runtime current`.
+    /// Arguments of every Rust peer before its own `serve`/`fetch` (empty for `cores-bench`;
+    /// `["many-cores"]` for `compare`).
+    pub rust_subcommand: Vec<String>,
+    /// Extra arguments for every Rust peer (after its own).
     pub rust_args: Vec<String>,
     /// The workload.
     pub workload: CoresWorkload,
@@ -93,6 +102,9 @@ pub struct ManyCoresOptions {
     pub repeat: u32,
     /// Who asks (for the interop harness's messages about a missing Node).
     pub caller: String,
+    /// Node, already made ready by the caller; when `None` and a pair needs Node, it is made
+    /// ready with `Node::get(caller)` (`npm ci` when missing; Node pairs skipped without Node).
+    pub node: Option<Node>,
 }
 
 impl ManyCoresOptions {
@@ -100,17 +112,19 @@ impl ManyCoresOptions {
     pub fn new(rust_exe: PathBuf, workload: CoresWorkload) -> Self {
         Self {
             rust_exe,
+            rust_subcommand: Vec::new(),
             rust_args: Vec::new(),
             workload,
             pairs: vec![Pair::ALL[0], Pair::ALL[1]],
             repeat: 1,
             caller: "cores-bench".into(),
+            node: None,
         }
     }
 }
 
 /// One finished run of one pair.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ManyCoresRun {
     /// Who served, who downloaded.
     pub pair: Pair,
@@ -130,7 +144,7 @@ pub struct ManyCoresRun {
 
 /// Every run of [`run_many_cores`], printable as a table with the Rust ↔ Rust / Node ↔ Node
 /// ratio.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ManyCoresReport {
     /// The workload.
     pub workload: CoresWorkload,
@@ -189,7 +203,11 @@ impl fmt::Display for ManyCoresReport {
 /// process with its own temporary disk store; fails when a client's blocks differ.
 pub async fn run_many_cores(options: &ManyCoresOptions) -> Result<ManyCoresReport> {
     let wants_node = options.pairs.iter().any(|p| p.server == Side::Node || p.client == Side::Node);
-    let node = if wants_node { Node::get(&options.caller) } else { None };
+    let node = match &options.node {
+        Some(node) => Some(node.clone()),
+        None if wants_node => Node::get(&options.caller),
+        None => None,
+    };
     let mut runs = Vec::new();
     for &pair in &options.pairs {
         let uses_node = pair.server == Side::Node || pair.client == Side::Node;
@@ -217,7 +235,7 @@ fn command(
     let mut cmd = match side {
         Side::Rust => {
             let mut cmd = std::process::Command::new(&options.rust_exe);
-            cmd.args(args).args(&options.rust_args);
+            cmd.args(&options.rust_subcommand).args(args).args(&options.rust_args);
             cmd
         }
         Side::Node => {

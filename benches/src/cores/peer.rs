@@ -2,12 +2,13 @@
 //! named cores into a disk store and serves the store; [`fetch`] opens every core by key in its
 //! own disk store, replicates over one stream and waits until every block of every core is
 //! downloaded and verified. Both speak the JSON lines of `tests/interop/scripts/bench-cores.js`.
+//! [`CoresPeerCommand`] is their command line for a binary that nests it (`compare many-cores …`).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use corestore::{CoreKey, CoreRef, Corestore};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -15,6 +16,79 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{core_block, CoresWorkload};
 use crate::replication::{peak_rss_kib, reset_peak_rss};
+
+/// The two sides of a run as subcommands, the command line of `bench-cores.js`
+/// (`serve --dir D --keys K --cores N --blocks N --size N`, `fetch … --port P …`), for a binary
+/// that nests them under a subcommand of its own and names it in
+/// [`super::ManyCoresOptions::rust_subcommand`].
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum CoresPeerCommand {
+    /// Write the cores and serve the store ([`serve`]).
+    Serve {
+        /// Directory of the new store.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where to write the keys, one hex key a line.
+        #[arg(long)]
+        keys: PathBuf,
+        /// The workload.
+        #[command(flatten)]
+        workload: WorkloadArgs,
+    },
+    /// Open every core by key, replicate, wait for all, verify ([`fetch`]).
+    Fetch {
+        /// Directory of the new store.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The keys the server wrote.
+        #[arg(long)]
+        keys: PathBuf,
+        /// The server's port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+        /// The workload.
+        #[command(flatten)]
+        workload: WorkloadArgs,
+    },
+}
+
+/// [`CoresWorkload`] on a command line.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct WorkloadArgs {
+    /// Cores.
+    #[arg(long)]
+    cores: usize,
+    /// Blocks per core.
+    #[arg(long)]
+    blocks: u64,
+    /// Bytes per block (at least [`CoresWorkload::MIN_SIZE`]).
+    #[arg(long)]
+    size: usize,
+}
+
+impl WorkloadArgs {
+    fn workload(self) -> Result<CoresWorkload> {
+        let Self { cores, blocks, size } = self;
+        ensure!(
+            size >= CoresWorkload::MIN_SIZE,
+            "--size {size}: a block carries its core and index, at least {} bytes",
+            CoresWorkload::MIN_SIZE
+        );
+        Ok(CoresWorkload { cores, blocks, size })
+    }
+}
+
+impl CoresPeerCommand {
+    /// Runs this side ([`serve`] or [`fetch`]).
+    pub async fn run(self) -> Result<()> {
+        match self {
+            Self::Serve { dir, keys, workload } => serve(&dir, &keys, workload.workload()?).await,
+            Self::Fetch { dir, keys, port, workload } => {
+                fetch(&dir, &keys, port, workload.workload()?).await
+            }
+        }
+    }
+}
 
 fn print(value: &serde_json::Value) -> Result<()> {
     let mut out = std::io::stdout().lock();
