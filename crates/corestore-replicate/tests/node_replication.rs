@@ -289,6 +289,50 @@ async fn a_node_peer_without_the_key_gets_nothing_from_rust() {
     node.call(json!({"cmd": "exit"})).await;
 }
 
+/// A Node writer forks while the Rust replica is away (200 blocks, truncated to 150, then 20
+/// other blocks): back online, the replica gets a fork proof whose roots differ from its own
+/// tree, so it bisects the new tree with hash requests to Node to find the common ancestor
+/// (the race the test below hits only now and then, made certain).
+#[tokio::test]
+async fn a_replica_bisects_a_node_fork_made_while_it_was_away() {
+    let test = "a_replica_bisects_a_node_fork_made_while_it_was_away";
+    let eager = ReplicatorConfig { eager: true, ..ReplicatorConfig::default() };
+    let Some(mut node) = ScriptPeer::spawn(test, "replicate-peer.js") else { return };
+    let created = node.call(json!({"cmd": "create", "blocks": 200})).await;
+    let r = rust_reader(created["key"].as_str().unwrap(), eager).await;
+    let conn = connect(&mut node, &r, Role::Initiator).await;
+    let download = r.download(0, Some(200)).await;
+    within(download.done()).await;
+    drop(download);
+    conn.close();
+    let _ = conn.finished().await;
+    node.call(json!({"cmd": "truncate", "length": 150})).await;
+    node.call(json!({"cmd": "append", "blocks": 20, "salt": 7})).await;
+    let _conn = connect(&mut node, &r, Role::Initiator).await;
+    let followed = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut events = r.subscribe();
+        loop {
+            let head = r.head();
+            if head.fork == 1 && head.length == 170 && head.contiguous_length == 170 {
+                break;
+            }
+            let _ = events.recv().await;
+        }
+    })
+    .await;
+    assert!(followed.is_ok(), "the replica did not follow the fork: {:?}", r.head());
+    let core = r.read().await;
+    for i in 0..170 {
+        let mut want = block(i);
+        if i >= 150 {
+            want.push(7);
+        }
+        assert_eq!(core.get(i).await.unwrap(), Some(want), "block {i}");
+    }
+    drop(core);
+    node.call(json!({"cmd": "exit"})).await;
+}
+
 #[tokio::test]
 async fn forks_a_replica_follows_the_writer_both_ways() {
     let test = "forks_a_replica_follows_the_writer_both_ways";
