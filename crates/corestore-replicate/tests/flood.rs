@@ -251,8 +251,9 @@ async fn flood_batch_on_a_paired_unaccepted_channel_holds_only_max_buffered() {
     victim.connection().mux().pair("flood", None);
     attacker.connection().mux().open_channel(&ChannelSpec::new("flood"), b"").unwrap();
     attacker.flush().await.unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flooder = flood(attacker, vec![repeated_batch(1)], stop.clone());
+    // One batch of messages for the channel: far more than MAX_BUFFERED, and a victim that
+    // buffered it all (no backpressure) would read on to the attacker's end instead of stalling.
+    let flooder = flood_once(attacker, vec![repeated_batch(1)]);
     // The application does not answer the open: the victim stops reading, holding at most
     // MAX_BUFFERED (plus one frame), while the well-behaved pair completes. With the clock
     // paused, the hour below only passes once every task is idle: the victim is stalled.
@@ -273,7 +274,6 @@ async fn flood_batch_on_a_paired_unaccepted_channel_holds_only_max_buffered() {
     check_bounds(victim.connection().peak_usage());
     // Now it refuses: the buffered messages go, the rest of the flood is dropped.
     victim.connection().mux().reject_remote("flood", None);
-    stop.store(true, Ordering::Relaxed);
     serve(&mut victim, |_, _| {}).await.unwrap();
     flooder.await.unwrap();
     let peak = victim.connection().peak_usage();
@@ -362,7 +362,7 @@ async fn millions_of_opens_rejected_one_by_one_reclaim_their_ids() {
     assert_eq!(victim.connection().usage().remote_ids, 0);
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_duplicate_open_the_application_cannot_accept_never_backlogs_the_mux() {
     let (mut attacker, mut victim) = connect(64 * 1024, StreamConfig::new()).await;
     let spec = ChannelSpec::new("dup").id(*b"k");
@@ -379,20 +379,25 @@ async fn a_duplicate_open_the_application_cannot_accept_never_backlogs_the_mux()
     frames.push([&[1u8, 5][..], b"still-alive"].concat());
     let flooder = send_all(attacker, frames);
     let mut alive = false;
+    // With the clock paused, the hour passes only if every task is idle: a backlogged mux that
+    // stopped reading fails here instead of hanging the test.
     let (result, ()) = tokio::join!(
-        serve(&mut victim, |conn, ev| match ev {
-            Event::Mux(MuxEvent::RemoteOpen { .. }) => {
-                // The application tries to accept and gets AlreadyOpen; it does not reject.
-                assert!(conn.mux().open_channel(&spec, b"").is_err());
-            }
-            Event::Mux(MuxEvent::Message { channel, payload, .. }) if *channel == cv => {
-                alive |= payload[..] == b"still-alive"[..];
-            }
-            _ => {}
-        }),
+        tokio::time::timeout(
+            Duration::from_secs(3600),
+            serve(&mut victim, |conn, ev| match ev {
+                Event::Mux(MuxEvent::RemoteOpen { .. }) => {
+                    // The application tries to accept and gets AlreadyOpen; it does not reject.
+                    assert!(conn.mux().open_channel(&spec, b"").is_err());
+                }
+                Event::Mux(MuxEvent::Message { channel, payload, .. }) if *channel == cv => {
+                    alive |= payload[..] == b"still-alive"[..];
+                }
+                _ => {}
+            })
+        ),
         well_behaved(20)
     );
-    result.unwrap();
+    result.expect("the victim stalled: the mux stayed backlogged").unwrap();
     flooder.await.unwrap();
     assert!(alive, "the real channel's message arrived after the duplicate's flood");
     let usage = victim.connection().usage();
