@@ -128,6 +128,14 @@ pub struct UpgradedHead {
 /// Opaque: only [`PendingProof::complete`] makes one, and [`crate::Hypercore::apply`] takes only
 /// those made by [`crate::Hypercore::verify`] on the same core instance, in the same fork (and,
 /// for an upgrade, at the same length). Nothing but verified data can be stored through it.
+///
+/// Code outside this crate can neither build one nor change what it holds:
+///
+/// ```compile_fail,E0616
+/// fn forge(proof: &mut corestore_hypercore::VerifiedProof) {
+///     proof.nodes.clear();
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedProof {
     pub(crate) key: CoreKey,

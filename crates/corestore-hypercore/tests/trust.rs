@@ -12,7 +12,7 @@ use corestore_hypercore::{
     UpgradeRequest, Verifier, VerifyError,
 };
 use corestore_keys::{CoreKey, KeyPair, Manifest, Prologue, PublicKey};
-use corestore_storage::{MemoryStorage, Storage, StorageBackend};
+use corestore_storage::{CoreAuth, MemoryStorage, Storage, StorageBackend};
 
 /// The observable state of a core.
 fn state(core: &Hypercore) -> (u64, u64, u64, [u8; 32], Vec<u8>, u64) {
@@ -276,6 +276,31 @@ async fn a_compat_core_stores_only_what_its_key_commits_to() {
     let r = Hypercore::open(&memory().await, key, Some(local)).await.unwrap();
     assert_eq!(r.manifest(), Some(&canonical));
     let _ = PublicKey::from_bytes(key.to_bytes());
+}
+
+/// Issue 13 §1 (low), stores written before the fix: a compat core whose stored identity holds
+/// a peer-chosen manifest exposes only what its key commits to once opened.
+#[tokio::test]
+async fn a_compat_manifest_stored_by_an_older_version_is_not_exposed() {
+    let kp = KeyPair::from_seed(&[22; 32]);
+    let key = CoreKey::from_bytes(kp.public_key().to_bytes());
+    let canonical = Manifest::single_signer(kp.public_key());
+    let mut hostile = canonical.clone();
+    hostile.quorum = 7;
+    hostile.user_data = Some(b"attacker".to_vec());
+    hostile.linked = Some(vec![CoreKey::from_bytes([9; 32])]);
+    assert!(hostile.is_compat(&key) && hostile != canonical);
+    let storage = memory().await;
+    let auth = CoreAuth {
+        key,
+        discovery_key: key.discovery_key(),
+        manifest: Some(hostile),
+        key_pair: None,
+        frozen: false,
+    };
+    storage.create_core(&auth, None).await.unwrap();
+    let core = Hypercore::open(&storage, key, None).await.unwrap();
+    assert_eq!(core.manifest(), Some(&canonical));
 }
 
 /// Hardening: a proof verified by one core cannot be applied to another.

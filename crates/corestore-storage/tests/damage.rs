@@ -135,6 +135,81 @@ async fn record_shaped_bytes_inside_a_value_are_never_replayed() {
     }
 }
 
+/// A flush mark (record kind 2) claiming `durable`, framed as this log frames one, with a
+/// header checksum an attacker can compute without the file's salt: over `offset` (when
+/// `bind_offset`), the length, the payload checksum and the kind. The log would take it only if
+/// the salt were not in the checksum.
+fn forged_mark(offset: u64, bind_offset: bool, durable: u64) -> Vec<u8> {
+    let body = durable.to_le_bytes();
+    let pcrc = crc32fast::hash(&body);
+    let mut h = crc32fast::Hasher::new();
+    if bind_offset {
+        h.update(&offset.to_le_bytes());
+    }
+    h.update(&8u32.to_le_bytes());
+    h.update(&pcrc.to_le_bytes());
+    h.update(&[2]);
+    let mut mark = 8u32.to_le_bytes().to_vec();
+    mark.extend_from_slice(&pcrc.to_le_bytes());
+    mark.extend_from_slice(&h.finalize().to_le_bytes());
+    mark.extend_from_slice(&[2, 0, 0, 0]);
+    mark.extend_from_slice(&body);
+    mark
+}
+
+/// Issue 13 §3 (high), in today's format: a core's author plants flush marks inside a block,
+/// each at the 8-aligned place it lands (the layout is predictable, the salt is not), claiming
+/// the whole file durable. After a torn unflushed record before them, open must cut the tail as
+/// usual: were a planted mark taken, the store would refuse to open (`Damaged`), which is how
+/// the old format let an author make a different core, or the whole store, unopenable.
+#[tokio::test]
+async fn a_flush_mark_planted_inside_a_value_never_makes_open_refuse() {
+    let batches = |value: &[u8]| vec![put(b"b", b"BBBBBBBB"), put(b"v", value), put(b"c", b"3")];
+    // Where the value lands: the same batches with a recognisable value of the same length.
+    let probe = tempfile::tempdir().unwrap();
+    let len = 4096;
+    {
+        let disk = DiskStorage::open(probe.path()).unwrap();
+        disk.write(put(b"a", b"1")).await.unwrap();
+        disk.flush().await.unwrap();
+        crash(disk, probe.path());
+    }
+    write_all(probe.path(), batches(&vec![0xa5; len]), false).await;
+    let bytes = std::fs::read(log(probe.path())).unwrap();
+    let start = bytes.windows(64).position(|w| w == [0xa5; 64]).unwrap() as u64;
+    let first = start.div_ceil(8) * 8;
+    let mut value = vec![0u8; len];
+    let mut at = first;
+    for bind_offset in [true, false] {
+        let mark = forged_mark(at, bind_offset, 1 << 40);
+        let i = (at - start) as usize;
+        value[i..i + mark.len()].copy_from_slice(&mark);
+        at += mark.len() as u64;
+    }
+    // The real store: `a` flushed, then the batches with the planted value, then a crash.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let disk = DiskStorage::open(dir.path()).unwrap();
+        disk.write(put(b"a", b"1")).await.unwrap();
+        disk.flush().await.unwrap();
+        crash(disk, dir.path());
+    }
+    write_all(dir.path(), batches(&value), false).await;
+    let mut bytes = std::fs::read(log(dir.path())).unwrap();
+    assert_eq!(
+        &bytes[first as usize..first as usize + 24],
+        &value[(first - start) as usize..][..24]
+    );
+    // The unflushed `b` is torn.
+    let torn = bytes.windows(8).position(|w| w == b"BBBBBBBB").unwrap();
+    bytes[torn] ^= 1;
+    std::fs::write(log(dir.path()), &bytes).unwrap();
+    let disk =
+        DiskStorage::open(dir.path()).unwrap_or_else(|e| panic!("a planted mark was taken: {e}"));
+    let all = disk.scan(&[], &[255; 8], usize::MAX).await.unwrap();
+    assert_eq!(all, vec![(b"a".to_vec(), b"1".to_vec())]);
+}
+
 #[tokio::test]
 async fn damage_before_a_flush_refuses_to_open_and_keeps_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,6 +308,26 @@ async fn a_version_1_store_opens_and_is_converted_once() {
     let disk = DiskStorage::open(dir.path()).unwrap();
     assert_eq!(disk.get(b"\x09new").await.unwrap().as_deref(), Some(&b"x"[..]));
     check_fixture(disk).await;
+}
+
+/// A version-1 store that lost a page before it was upgraded: the conversion keeps the records
+/// before the zeros and never walks through them to a later record (which version 1's own replay
+/// once did, as an empty record's checksum is 0).
+#[tokio::test]
+async fn a_version_1_log_with_a_lost_page_converts_only_what_precedes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = b"CORESTORELOG\x01\0\0\0".to_vec();
+    bytes.extend(v1_put(b"a", b"1"));
+    // A lost record, a multiple of 8 bytes long, read back as zeros.
+    let lost = v1_put(b"b", &[b'B'; 4086]);
+    assert_eq!(lost.len() % 8, 0);
+    bytes.extend(vec![0; lost.len()]);
+    bytes.extend(v1_put(b"c", b"3"));
+    std::fs::write(log(dir.path()), &bytes).unwrap();
+    let disk = DiskStorage::open(dir.path()).unwrap();
+    let all = disk.scan(&[], &[255; 8], usize::MAX).await.unwrap();
+    assert_eq!(all, vec![(b"a".to_vec(), b"1".to_vec())], "replayed past the lost page");
+    assert_eq!(&std::fs::read(log(dir.path())).unwrap()[..16], b"CORESTORELOG\x02\0\0\0");
 }
 
 #[test]

@@ -242,6 +242,60 @@ fn remote_ids_are_reclaimed_and_may_be_reused() {
     assert_eq!(b.handle_frame(&Bytes::from(frame)), Err(MuxError::InvalidOpen { remote_id: 4 }));
 }
 
+/// A batch of `count` opens with id 0, as one frame (each is answered by a reject).
+fn id0_open_batch(count: usize) -> Bytes {
+    let entries = vec![(0, encode_open(0, "x", None, b"")); count];
+    Bytes::from(encode_batch(&entries))
+}
+
+/// The replies in `frame` (each entry of a batch counts).
+fn replies(frame: &Bytes) -> usize {
+    let f = wire::decode_frame(frame).unwrap();
+    if (f.channel, f.message_type) == (0, wire::TYPE_BATCH) {
+        wire::decode_batch(&f.payload).unwrap().len()
+    } else {
+        1
+    }
+}
+
+/// Issue 13 §2: the replies to a batch leave as one batch, as protomux corks them: a peer that
+/// sends a thousand opens in one frame gets one frame back, not a thousand.
+#[test]
+fn replies_to_a_batch_leave_as_one_batch() {
+    let mut m = Mux::new();
+    m.handle_frame(&id0_open_batch(1000)).unwrap();
+    let frames: Vec<Bytes> = std::iter::from_fn(|| m.poll_transmit()).collect();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(replies(&frames[0]), 1000);
+}
+
+/// Issue 13 §2: replies nobody takes stop the mux at a bound. A batch of 300k opens with id 0
+/// (each answered by a reject, about 900 KB of replies) parks once [`MAX_QUEUED_OUTPUT`] bytes
+/// of replies wait, however often it is resumed, and goes on once they are taken.
+#[test]
+fn replies_nobody_takes_stop_the_mux_at_a_bound() {
+    let count = 300_000;
+    let mut m = Mux::new();
+    m.handle_frame(&id0_open_batch(count)).unwrap();
+    for _ in 0..100 {
+        m.resume().unwrap();
+    }
+    let usage = m.usage();
+    assert!(usage.output_bytes <= MAX_QUEUED_OUTPUT + 16, "{usage:?}");
+    assert!(m.has_parked_input() && !m.wants_input(), "{usage:?}");
+    let mut answered = 0;
+    loop {
+        while let Some(frame) = m.poll_transmit() {
+            answered += replies(&frame);
+        }
+        if !m.has_parked_input() {
+            break;
+        }
+        m.resume().unwrap();
+    }
+    assert_eq!(answered, count);
+}
+
 proptest! {
     #[test]
     fn random_frames_never_panic(frames in proptest::collection::vec(

@@ -336,3 +336,66 @@ async fn attack_extreme_requests_get_no_data_and_do_not_panic() {
     let n = &net.nodes[0];
     assert_eq!(n.repl.peers().count(), 1, "{:?}", n.errors);
 }
+
+/// Issue 13 §1: `data` that answers no request of ours never reaches the core, even under the
+/// id of a request in flight (JavaScript's `_matchingRequest`): valid proofs of another block,
+/// of a tree node (`hash`) or a byte (`seek`) nobody asked for, an upgrade added to the block
+/// asked for, and the block asked for at another fork are all dropped before verification, so
+/// a hostile peer can make the core neither verify nor store anything it did not ask for. The
+/// real answer still gets through afterwards.
+#[tokio::test]
+async fn data_answering_no_request_of_ours_never_reaches_the_core() {
+    let w = writer(40).await;
+    let r = reader(&w).await;
+    let mut net =
+        Net::new(vec![(w, ReplicatorConfig::default()), (r, ReplicatorConfig::default())]);
+    let (_, at_reader) = net.connect(0, 1);
+    net.drive().await;
+    assert_eq!(net.nodes[1].core.length(), 40, "the upgrade comes first");
+    // The writer goes silent: the reader's request for block 5 stays in flight.
+    net.mute = Some(0);
+    let n = &mut net.nodes[1];
+    n.repl.want_block(5, &n.core, net.now);
+    net.drive().await;
+    let (_, asked) = net.requests.iter().rev().find(|(from, _)| *from == 1).cloned().unwrap();
+    assert_eq!(asked.block.map(|b| b.index), Some(5));
+    let node = |index| Some(NodeRequest { index, nodes: 0 });
+    let unasked = [
+        Request { block: node(6), ..asked.clone() },
+        Request { block: None, hash: node(9), ..asked.clone() },
+        Request { seek: Some(SeekRequest { bytes: 100, padding: 0 }), ..asked.clone() },
+        Request { upgrade: Some(UpgradeRequest { start: 0, length: 40 }), ..asked.clone() },
+    ];
+    let mut forged = Vec::new();
+    for q in &unasked {
+        forged.push(net.nodes[0].core.create_proof(q).await.unwrap());
+    }
+    // Each carries the section nobody asked for.
+    assert_eq!(forged[0].block.as_ref().map(|b| b.index), Some(6));
+    assert!(forged[1].hash.is_some() && forged[2].seek.is_some() && forged[3].upgrade.is_some());
+    let mut other_fork = net.nodes[0].core.create_proof(&asked).await.unwrap();
+    other_fork.fork = 1;
+    forged.push(other_fork);
+    for mut data in forged {
+        data.request = asked.id;
+        let n = &mut net.nodes[1];
+        n.repl.handle_message(at_reader, Message::Data(data.clone()), &n.core, net.now);
+        while let Some(action) = n.repl.poll_action() {
+            assert!(
+                !matches!(action, Action::Verify { .. } | Action::CheckConflict { .. }),
+                "unasked data reached the core: {data:?}"
+            );
+        }
+    }
+    let n = &net.nodes[1];
+    assert!(!n.core.has(5) && !n.core.has(6));
+    assert_eq!(n.repl.peers().count(), 1, "{:?}", n.errors);
+    // The answer asked for is still taken.
+    let mut answer = net.nodes[0].core.create_proof(&asked).await.unwrap();
+    answer.request = asked.id;
+    net.inject(1, at_reader, &Message::Data(answer));
+    net.drive().await;
+    let r = &net.nodes[1].core;
+    assert_eq!(r.get(5).await.unwrap(), Some(super::tests::block(5)));
+    assert!(!r.has(6));
+}

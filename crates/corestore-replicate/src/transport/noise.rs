@@ -564,6 +564,9 @@ mod tests {
         identity[0] = 1;
         r.read_message(&identity).unwrap();
         assert_eq!(r.write_message().unwrap_err(), HandshakeError::InvalidPoint);
+        // A failed write is terminal too: never retried, never finished.
+        assert!(!r.wants_write() && !r.is_finished());
+        assert_eq!(r.write_message().unwrap_err(), HandshakeError::OutOfOrder);
         // A flipped bit in message 2 fails authentication.
         let (_, mut r) = pair(kp(0x11), kp(0x22));
         r.read_message(&i.write_message().unwrap()).unwrap();
