@@ -50,19 +50,21 @@ pub struct Driver<T> {
     read_size: ReadSize,
 }
 
-/// How much one socket read asks for: it doubles while reads fill what they asked (a bulk
-/// download then takes many frames per read, so their blocks are verified and stored as one
-/// group) and halves back while they bring a quarter of it or less (an idle connection keeps a
-/// small buffer).
+/// How much one socket read asks for: it doubles while reads fill what they asked and little
+/// output waits (a bulk download then takes many frames per read, so their blocks are verified
+/// and stored as one group; a peer sending requests faster than we answer them gets no bigger
+/// reads, which would only delay the first answers of each read), and halves back while they
+/// bring a quarter of it or less (an idle connection keeps a small buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ReadSize(usize);
 
 impl ReadSize {
     const START: Self = Self(MIN_READ);
 
-    /// The size for the read after one that asked for `self.0` and got `got` bytes.
-    fn after(self, got: usize) -> Self {
-        if got >= self.0 {
+    /// The size for the read after one that asked for `self.0` and got `got` bytes, with
+    /// `output_waiting` bytes not yet written.
+    fn after(self, got: usize, output_waiting: usize) -> Self {
+        if got >= self.0 && output_waiting < MIN_READ {
             Self((self.0 * 2).min(MAX_READ))
         } else if got <= self.0 / 4 {
             Self((self.0 / 2).max(MIN_READ))
@@ -261,7 +263,9 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 }
                 read = self.reader.read_buf(self.conn.input_buf()), if reading => {
                     let got = read?;
-                    self.read_size = self.read_size.after(got);
+                    let waiting = self.conn.stream().queued_output()
+                        + self.write_buf.as_ref().map_or(0, Bytes::len);
+                    self.read_size = self.read_size.after(got, waiting);
                     if got == 0 {
                         self.read_closed = true;
                         self.conn.handle_eof(now())?;
@@ -290,22 +294,29 @@ mod tests {
     fn reads_that_fill_the_buffer_double_it_up_to_the_most() {
         let mut size = ReadSize::START;
         for _ in 0..10 {
-            size = size.after(size.0);
+            size = size.after(size.0, 0);
         }
         assert_eq!(size, ReadSize(MAX_READ));
-        assert_eq!(ReadSize(MIN_READ).after(MIN_READ), ReadSize(2 * MIN_READ));
+        assert_eq!(ReadSize(MIN_READ).after(MIN_READ, 0), ReadSize(2 * MIN_READ));
+    }
+
+    #[test]
+    fn full_reads_do_not_grow_it_while_output_waits() {
+        let size = ReadSize(2 * MIN_READ);
+        assert_eq!(size.after(2 * MIN_READ, MIN_READ), size, "answers are waiting: no growth");
+        assert_eq!(size.after(100, MIN_READ), ReadSize::START, "small reads still shrink it");
     }
 
     #[test]
     fn small_reads_halve_it_down_to_the_least_and_middling_ones_keep_it() {
         let big = ReadSize(MAX_READ);
-        assert_eq!(big.after(MAX_READ / 2), big, "half full keeps the size");
-        assert_eq!(big.after(MAX_READ / 4), ReadSize(MAX_READ / 2));
+        assert_eq!(big.after(MAX_READ / 2, 0), big, "half full keeps the size");
+        assert_eq!(big.after(MAX_READ / 4, 0), ReadSize(MAX_READ / 2));
         let mut size = big;
         for _ in 0..10 {
-            size = size.after(100);
+            size = size.after(100, 0);
         }
         assert_eq!(size, ReadSize::START);
-        assert_eq!(size.after(0), ReadSize::START, "end of stream");
+        assert_eq!(size.after(0, 0), ReadSize::START, "end of stream");
     }
 }
