@@ -289,6 +289,31 @@ async fn a_node_peer_without_the_key_gets_nothing_from_rust() {
     node.call(json!({"cmd": "exit"})).await;
 }
 
+/// Waits until `r` is on fork 1 with all 170 blocks of the Node writer's new fork (200 blocks
+/// truncated to 150, then 20 blocks salted with 7), and checks every one of them.
+async fn follows_the_salted_fork(r: &SharedCore) {
+    let followed = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut events = r.subscribe();
+        loop {
+            let head = r.head();
+            if head.fork == 1 && head.length == 170 && head.contiguous_length == 170 {
+                break;
+            }
+            let _ = events.recv().await;
+        }
+    })
+    .await;
+    assert!(followed.is_ok(), "the replica did not follow the fork: {:?}", r.head());
+    let core = r.read().await;
+    for i in 0..170 {
+        let mut want = block(i);
+        if i >= 150 {
+            want.push(7);
+        }
+        assert_eq!(core.get(i).await.unwrap(), Some(want), "block {i}");
+    }
+}
+
 /// A Node writer forks while the Rust replica is away (200 blocks, truncated to 150, then 20
 /// other blocks): back online, the replica gets a fork proof whose roots differ from its own
 /// tree, so it bisects the new tree with hash requests to Node to find the common ancestor
@@ -309,27 +334,7 @@ async fn a_replica_bisects_a_node_fork_made_while_it_was_away() {
     node.call(json!({"cmd": "truncate", "length": 150})).await;
     node.call(json!({"cmd": "append", "blocks": 20, "salt": 7})).await;
     let _conn = connect(&mut node, &r, Role::Initiator).await;
-    let followed = tokio::time::timeout(Duration::from_secs(120), async {
-        let mut events = r.subscribe();
-        loop {
-            let head = r.head();
-            if head.fork == 1 && head.length == 170 && head.contiguous_length == 170 {
-                break;
-            }
-            let _ = events.recv().await;
-        }
-    })
-    .await;
-    assert!(followed.is_ok(), "the replica did not follow the fork: {:?}", r.head());
-    let core = r.read().await;
-    for i in 0..170 {
-        let mut want = block(i);
-        if i >= 150 {
-            want.push(7);
-        }
-        assert_eq!(core.get(i).await.unwrap(), Some(want), "block {i}");
-    }
-    drop(core);
+    follows_the_salted_fork(&r).await;
     node.call(json!({"cmd": "exit"})).await;
 }
 
@@ -349,26 +354,8 @@ async fn forks_a_replica_follows_the_writer_both_ways() {
     assert_eq!((truncated["length"].as_u64(), truncated["fork"].as_u64()), (Some(150), Some(1)));
     // Different blocks 150..170 on fork 1: block(i) followed by a salt byte.
     node.call(json!({"cmd": "append", "blocks": 20, "salt": 7})).await;
-    let followed = tokio::time::timeout(Duration::from_secs(120), async {
-        let mut events = r.subscribe();
-        loop {
-            let head = r.head();
-            if head.fork == 1 && head.length == 170 && head.contiguous_length == 170 {
-                break;
-            }
-            let _ = events.recv().await;
-        }
-    })
-    .await;
-    assert!(followed.is_ok(), "the replica did not follow the fork: {:?}", r.head());
+    follows_the_salted_fork(&r).await;
     let core = r.read().await;
-    for i in 0..170 {
-        let mut want = block(i);
-        if i >= 150 {
-            want.push(7);
-        }
-        assert_eq!(core.get(i).await.unwrap(), Some(want), "block {i}");
-    }
     assert!(!core.has(170) && core.length() == 170, "the old fork's tail is gone");
     drop(core);
     node.call(json!({"cmd": "exit"})).await;
