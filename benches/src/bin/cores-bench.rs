@@ -3,10 +3,9 @@
 //! Node ↔ Node then Rust ↔ Rust, and prints both with the ratio; `--smoke` runs 20 cores.
 //! `serve` and `fetch` are the two Rust sides of one run (separate processes).
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use corestore_benches::cores::peer::CoresPeerCommand;
 use corestore_benches::cores::{self, CoresWorkload, ManyCoresOptions, Pair, Side};
 
 #[derive(Parser)]
@@ -18,13 +17,13 @@ struct Cli {
     #[arg(long, global = true)]
     smoke: bool,
     /// Cores (overrides the workload's).
-    #[arg(long, global = true)]
+    #[arg(long)]
     cores: Option<usize>,
     /// Blocks per core (overrides the workload's).
-    #[arg(long, global = true)]
+    #[arg(long)]
     blocks: Option<u64>,
     /// Bytes per block (overrides the workload's).
-    #[arg(long, global = true)]
+    #[arg(long)]
     size: Option<usize>,
     /// Only Rust ↔ Rust.
     #[arg(long, global = true)]
@@ -41,23 +40,10 @@ struct Cli {
 enum Cmd {
     /// The comparison (the default).
     Run,
-    /// Write the cores and serve the store (one side of a run).
-    Serve {
-        #[arg(long)]
-        dir: PathBuf,
-        /// Where to write the keys, one hex key a line.
-        #[arg(long)]
-        keys: PathBuf,
-    },
-    /// Open every core by key, replicate, wait for all, verify (the other side).
-    Fetch {
-        #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        keys: PathBuf,
-        #[arg(long)]
-        port: u16,
-    },
+    /// `serve` and `fetch`: the two Rust sides of one run, with the workload on their own
+    /// command line (as `bench-cores.js` takes it).
+    #[command(flatten)]
+    Peer(CoresPeerCommand),
 }
 
 fn main() -> Result<()> {
@@ -70,10 +56,7 @@ fn main() -> Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command.unwrap_or(Cmd::Run) {
-        Cmd::Serve { dir, keys } => runtime.block_on(cores::peer::serve(&dir, &keys, workload)),
-        Cmd::Fetch { dir, keys, port } => {
-            runtime.block_on(cores::peer::fetch(&dir, &keys, port, workload))
-        }
+        Cmd::Peer(peer) => runtime.block_on(peer.run()),
         Cmd::Run => {
             let mut options = ManyCoresOptions::new(std::env::current_exe()?, workload);
             options.repeat = cli.repeat;
